@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# bgmatting task runner.
+#   ./run.sh setup            make/refresh the virtualenv (cached outside the clone, keyed by the requirement files)
+#   ./run.sh test [pytest args]
+#   ./run.sh demo | stage1 | stage2 | stage3 | vitmatte | serve   (see README.md)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+PYTHON_BIN="${PYTHON:-python3.11}"
+command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
+
+req_hash() { cat requirements.txt requirements-nodeps.txt requirements-dev.txt | sha256sum | cut -c1-16; }
+VENV_CACHE="${BGMATTING_VENV_CACHE:-$HOME/.cache/bgmatting/venvs}"
+VENV="$VENV_CACHE/$(req_hash)"
+
+setup() {
+  if [ -f "$VENV/.complete" ]; then
+    echo "virtualenv up to date: $VENV"
+  else
+    echo "creating virtualenv $VENV (first run downloads ~7 GB: Paddle, and torch for the parity tests)"
+    rm -rf "$VENV"; mkdir -p "$VENV_CACHE"
+    local start=$SECONDS
+    "$PYTHON_BIN" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -r requirements.txt
+    "$VENV/bin/pip" install -q --no-deps -r requirements-nodeps.txt
+    "$VENV/bin/pip" install -q -r requirements-dev.txt
+    "$VENV/bin/python" -c "import paddle, paddleseg, cv2, numpy, torch, torchvision, BackgroundMattingV2, transformers" \
+      2>/dev/null || { echo "setup: the installed packages do not import together" >&2; exit 1; }
+    touch "$VENV/.complete"
+    echo "setup took $((SECONDS - start)) s"
+  fi
+  ln -sfn "$VENV" "$ROOT/.venv"
+}
+
+ensure() { [ -f "$VENV/.complete" ] || setup; ln -sfn "$VENV" "$ROOT/.venv"; }
+PY() { "$VENV/bin/python" "$@"; }
+
+cmd="${1:-help}"; shift || true
+case "$cmd" in
+  setup) setup ;;
+  test) ensure; PY -m pytest -q "$@" ;;
+  help|-h|--help) sed -n '2,6p' "$0" ;;
+  *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
+esac
