@@ -51,7 +51,7 @@ TRAIN_DEFAULTS = {
         "train": dict(_SPLIT),
         "valid": dict(_SPLIT),
         "resolution": 512,  # side of the affine-and-resize output (official: 512 base, 2048 refine)
-        "crop": {"mode": "base", "min": 256, "max": 512},  # base: square resize + centre crop; refine: cover
+        "crop": {"min": 256, "max": 512, "multiple": 1},  # refine: 1024, 2048, 4
         "valid_samples": 50,  # SampleDataset(valid, 50)
         "num_workers": 0,
     },
