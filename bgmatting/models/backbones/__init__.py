@@ -1,0 +1,23 @@
+"""Backbones of the base network: ``build_encoder(name, in_channels)`` → (encoder, its feature channels)."""
+from bgmatting.errors import UserError
+
+BGMV2_BACKBONES = ("resnet50", "resnet101", "mobilenetv2")
+
+
+def build_encoder(name: str, in_channels: int):
+    """Build a BackgroundMattingV2 encoder.
+
+    Returns:
+        (encoder, channels): ``channels`` = (x4, x3, x2, x1) feature channels, the ASPP input first.
+    Raises:
+        UserError: unknown backbone name.
+    """
+    if name in ("resnet50", "resnet101"):
+        from bgmatting.models.backbones.resnet import ResNetEncoder
+
+        return ResNetEncoder(in_channels, name), (2048, 512, 256, 64)
+    if name == "mobilenetv2":
+        from bgmatting.models.backbones.mobilenetv2 import MobileNetV2Encoder
+
+        return MobileNetV2Encoder(in_channels), (320, 32, 24, 16)
+    raise UserError(f"unknown backbone '{name}' (choose from {', '.join(BGMV2_BACKBONES)})")

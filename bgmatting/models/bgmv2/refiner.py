@@ -1,0 +1,180 @@
+"""The BackgroundMattingV2 refiner: re-predicts alpha/foreground on the 4×4 patches with the largest error."""
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from bgmatting.models.ops import resize_bilinear, resize_nearest
+
+REFINE_MODES = ("full", "sampling", "thresholding")
+PATCH_CROP_METHODS = ("unfold", "roi_align", "gather")
+PATCH_REPLACE_METHODS = ("scatter_nd", "scatter_element")
+
+
+class Refiner(nn.Layer):
+    """Refiner with the official options and parameter names (``conv1..conv4``, ``bn1..bn3``).
+
+    Args:
+        mode: ``"full"`` (refine everywhere with dense convs; for debugging), ``"sampling"`` (the
+            ``sample_pixels`` pixels with the largest error, as 4×4 patches) or ``"thresholding"`` (patches whose
+            error > ``threshold``).
+        sample_pixels: pixels to refine in sampling mode; at most all H/4·W/4 patches are taken.
+        threshold: error threshold in [0, 1] for thresholding mode.
+        kernel_size: 1 or 3.
+        prevent_oversampling: in sampling mode drop selected patches whose error is 0.
+        patch_crop_method: ``"unfold"``, ``"roi_align"`` or ``"gather"``: identical results; ``gather`` also
+            works in static graphs.
+        patch_replace_method: ``"scatter_nd"`` or ``"scatter_element"``: identical results; both avoid in-place
+            assignment on views (wrong in Paddle 3.3.1).
+    Input:
+        src, bgr: (B, 3, H, W) in [0, 1], H and W divisible by 4.
+        pha: (B, 1, Hc, Wc) coarse alpha; fgr: (B, 3, Hc, Wc) coarse foreground residual;
+        err: (B, 1, Hc, Wc) coarse error in [0, 1]; hid: (B, 32, Hc, Wc) hidden features.
+    Output:
+        pha: (B, 1, H, W) alpha (unclamped); fgr: (B, 3, H, W) foreground residual;
+        ref: (B, 1, H/4, W/4) float, 1 where a 4×4 patch was refined.
+    Example:
+        >>> refiner = Refiner("sampling", 80_000, 0.1)
+        >>> pha, fgr, ref = refiner(src, bgr, pha_sm, fgr_sm, err_sm, hid_sm)
+    """
+
+    def __init__(self, mode: str, sample_pixels: int, threshold: float, kernel_size: int = 3,
+                 prevent_oversampling: bool = True, patch_crop_method: str = "unfold",
+                 patch_replace_method: str = "scatter_nd"):
+        super().__init__()
+        for value, allowed, name in ((mode, REFINE_MODES, "refine_mode"), (kernel_size, (1, 3), "refine_kernel_size"),
+                                     (patch_crop_method, PATCH_CROP_METHODS, "refine_patch_crop_method"),
+                                     (patch_replace_method, PATCH_REPLACE_METHODS, "refine_patch_replace_method")):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        self.mode = mode
+        self.sample_pixels = sample_pixels
+        self.threshold = threshold
+        self.kernel_size = kernel_size
+        self.prevent_oversampling = prevent_oversampling
+        self.patch_crop_method = patch_crop_method
+        self.patch_replace_method = patch_replace_method
+        channels = [32, 24, 16, 12, 4]
+        self.conv1 = nn.Conv2D(channels[0] + 6 + 4, channels[1], kernel_size, bias_attr=False)
+        self.bn1 = nn.BatchNorm2D(channels[1])
+        self.conv2 = nn.Conv2D(channels[1], channels[2], kernel_size, bias_attr=False)
+        self.bn2 = nn.BatchNorm2D(channels[2])
+        self.conv3 = nn.Conv2D(channels[2] + 6, channels[3], kernel_size, bias_attr=False)
+        self.bn3 = nn.BatchNorm2D(channels[3])
+        self.conv4 = nn.Conv2D(channels[3], channels[4], kernel_size)
+        self.relu = nn.ReLU()
+
+    def forward(self, src, bgr, pha, fgr, err, hid):
+        height, width = src.shape[2:]
+        half, quarter = (height // 2, width // 2), (height // 4, width // 4)
+        src_bgr = paddle.concat([src, bgr], axis=1)
+        if self.mode == "full":
+            return self._refine_full(src_bgr, pha, fgr, hid, half, (height, width), quarter)
+        ref = self.select_refinement_regions(resize_bilinear(err, quarter))
+        idx = paddle.nonzero(ref.squeeze(1))
+        out = resize_bilinear(paddle.concat([pha, fgr], axis=1), (height, width))
+        if idx.shape[0] > 0:
+            patches = self._refine_patches(src_bgr, pha, fgr, hid, half, idx)
+            out = self.replace_patch(out, patches, idx)
+        return out[:, :1], out[:, 1:], ref
+
+    def _refine_patches(self, src_bgr, pha, fgr, hid, half, idx):
+        pad_half, pad_full = (3, 2) if self.kernel_size == 3 else (0, 0)
+        x = resize_bilinear(paddle.concat([hid, pha, fgr], axis=1), half)
+        y = resize_bilinear(src_bgr, half)
+        x = paddle.concat([self.crop_patch(x, idx, 2, pad_half), self.crop_patch(y, idx, 2, pad_half)], axis=1)
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        side = 8 if self.kernel_size == 3 else 4
+        x = resize_nearest(x, (side, side))
+        x = paddle.concat([x, self.crop_patch(src_bgr, idx, 4, pad_full)], axis=1)
+        x = self.relu(self.bn3(self.conv3(x)))
+        return self.conv4(x)
+
+    def _refine_full(self, src_bgr, pha, fgr, hid, half, full, quarter):
+        x = resize_bilinear(paddle.concat([hid, pha, fgr], axis=1), half)
+        y = resize_bilinear(src_bgr, half)
+        if self.kernel_size == 3:
+            x, y = F.pad(x, [3, 3, 3, 3]), F.pad(y, [3, 3, 3, 3])
+        x = self.relu(self.bn1(self.conv1(paddle.concat([x, y], axis=1))))
+        x = self.relu(self.bn2(self.conv2(x)))
+        if self.kernel_size == 3:
+            x = resize_nearest(x, (full[0] + 4, full[1] + 4))
+            y = F.pad(src_bgr, [2, 2, 2, 2])
+        else:
+            x, y = resize_nearest(x, full), src_bgr
+        x = self.relu(self.bn3(self.conv3(paddle.concat([x, y], axis=1))))
+        x = self.conv4(x)
+        ref = paddle.ones([src_bgr.shape[0], 1, *quarter], dtype=src_bgr.dtype)
+        return x[:, :1], x[:, 1:], ref
+
+    def select_refinement_regions(self, err):
+        """Choose the patches to refine.
+
+        Input: err (B, 1, h, w) quarter-resolution error in [0, 1].
+        Output: ref (B, 1, h, w) float, 1 = refine the 4×4 full-resolution patch there.
+        """
+        if self.mode == "thresholding":
+            return (err > self.threshold).astype(err.dtype)
+        b, _, h, w = err.shape
+        flat = err.reshape([b, h * w])
+        k = min(self.sample_pixels // 16, h * w)
+        ref = paddle.zeros_like(flat)
+        if k > 0:
+            top = paddle.topk(flat, k, axis=1, sorted=False)[1]
+            ref = paddle.put_along_axis(ref, top, paddle.ones_like(top, dtype=flat.dtype), axis=1)
+        if self.prevent_oversampling:
+            ref = ref * (flat > 0).astype(flat.dtype)
+        return ref.reshape([b, 1, h, w])
+
+    def crop_patch(self, x, idx, size: int, padding: int):
+        """Crop the patches at ``idx``.
+
+        Input: x (B, C, H, W); idx (P, 3) int64 rows of (batch, row, col) in patch units; size = patch stride
+        and centre size; padding = context added on each side.
+        Output: (P, C, size + 2·padding, size + 2·padding).
+        """
+        if padding:
+            x = F.pad(x, [padding] * 4)
+        out = size + 2 * padding
+        if self.patch_crop_method == "unfold":
+            grid = x.transpose([0, 2, 3, 1]).unfold(1, out, size).unfold(2, out, size)
+            return paddle.gather_nd(grid, idx)
+        if self.patch_crop_method == "roi_align":
+            from paddle.vision.ops import roi_align
+
+            boxes = idx[:, 1:].astype(x.dtype).flip(-1) * size - 0.5
+            boxes = paddle.concat([boxes, boxes + out], axis=1)
+            boxes_num = paddle.bincount(idx[:, 0], minlength=x.shape[0]).astype("int32")
+            return roi_align(x, boxes, boxes_num, out, spatial_scale=1.0, sampling_ratio=1, aligned=False)
+        return paddle.gather(x.flatten(), self.pixel_indices(x.shape, idx, size, padding).flatten()).reshape(
+            [-1, x.shape[1], out, out])
+
+    def replace_patch(self, x, y, idx):
+        """Write 4×4 patches back.
+
+        Input: x (B, C, H, W); y (P, C, 4, 4); idx (P, 3) as in :meth:`crop_patch`.
+        Output: (B, C, H, W) with the patches at ``idx`` replaced by ``y`` (a new tensor; ``x`` is not modified).
+        """
+        b, c, h, w = x.shape
+        s = y.shape[2]
+        if self.patch_replace_method == "scatter_element":
+            pixels = self.pixel_indices(x.shape, idx, s, 0).flatten()
+            return paddle.scatter(x.flatten(), pixels, y.flatten(), overwrite=True).reshape([b, c, h, w])
+        grid = x.reshape([b, c, h // s, s, w // s, s]).transpose([0, 2, 4, 1, 3, 5])
+        mask = paddle.scatter_nd(idx, paddle.ones([idx.shape[0], 1, 1, 1], x.dtype), grid.shape[:3] + [1, 1, 1])
+        grid = grid * (1 - mask) + paddle.scatter_nd(idx, y, grid.shape)
+        return grid.transpose([0, 3, 1, 4, 2, 5]).reshape([b, c, h, w])
+
+    @staticmethod
+    def pixel_indices(shape, idx, size: int, padding: int):
+        """Flat indices into ``x.flatten()`` of every pixel of every patch.
+
+        Input: shape (B, C, H, W) of x; idx (P, 3). Output: (P, C, O, O) int64, O = size + 2·padding.
+        """
+        _, c, h, w = shape
+        o = size + 2 * padding
+        channel = paddle.arange(c, dtype="int64").reshape([c, 1, 1]) * h * w
+        rows = paddle.arange(o, dtype="int64").reshape([1, o, 1]) * w
+        cols = paddle.arange(o, dtype="int64").reshape([1, 1, o])
+        corner = idx[:, 0] * c * h * w + idx[:, 1] * size * w + idx[:, 2] * size
+        return corner.reshape([-1, 1, 1, 1]) + (channel + rows + cols).unsqueeze(0)
