@@ -1,0 +1,311 @@
+"""Background matting of a photo, a folder of photos or a video, given a clean plate (BackgroundMattingV2).
+
+Flags follow the official inference_images.py / inference_video.py; ``--src`` and ``--bgr`` take a file, a
+folder or a video, and ``--bgr auto`` estimates the plate of a video shot without one.
+
+Example:
+    python predict.py --model-type mattingrefine --model-backbone resnet50 \\
+        --model-checkpoint pytorch_resnet50.pth --src photo.jpg --bgr plate.jpg \\
+        --output-dir out --output-types com pha fgr --preprocess-alignment
+
+    python predict.py --model-type mattingrefine --model-backbone mobilenetv2 \\
+        --model-checkpoint pytorch_mobilenetv2.pth --src clip.mp4 --bgr plate.jpg \\
+        --output-dir out_clip --output-types com pha --target-bgr 0,255,0 -y
+"""
+import argparse
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bgmatting.data.alignment import ALIGNMENT_MODES, PlateAligner  # noqa: E402
+from bgmatting.data.io import write_image  # noqa: E402
+from bgmatting.data.plate_estimation import estimate_plate  # noqa: E402
+from bgmatting.data.synthetic import composite  # noqa: E402
+from bgmatting.data.video import ThreadedReader, ThreadedWriter, VideoWriter, open_source  # noqa: E402
+from bgmatting.engine.predictor import BGMV2_BACKBONES, REFINE_MODES, Predictor  # noqa: E402
+from bgmatting.errors import UserError, cli_main  # noqa: E402
+
+OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
+DEFAULT_VIDEO_BGR = (120, 255, 155)  # the official inference_video.py's flat green
+PLATE_FILE = "plate.png"
+
+
+def build_parser():
+    """The argument parser (official flag names and defaults, plus this project's additions)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__[
+                                         __doc__.index("Example:"):])
+    model = parser.add_argument_group("model (official flags)")
+    model.add_argument("--model-type", required=True, choices=["mattingbase", "mattingrefine"])
+    model.add_argument("--model-backbone", required=True, choices=BGMV2_BACKBONES)
+    model.add_argument("--model-backbone-scale", type=float, default=0.25)
+    model.add_argument("--model-checkpoint", required=True, help=".pth (official), .pdparams or .safetensors")
+    model.add_argument("--model-refine-mode", default="sampling", choices=REFINE_MODES)
+    model.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
+    model.add_argument("--model-refine-threshold", type=float, default=0.7)
+    model.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
+    io = parser.add_argument_group("inputs and outputs")
+    io.add_argument("--src", required=True, help="an image, a folder of images, or a video")
+    io.add_argument("--bgr", required=True,
+                    help="the clean plate: an image, a folder (paired with --src by sorted path), a video (paired "
+                         "frame by frame), or 'auto' (temporal median of a --src video or folder)")
+    io.add_argument("--bgr-resize", action="store_true", help="resize a plate whose size differs from --src")
+    io.add_argument("--preprocess-alignment", action="store_true",
+                    help="align the plate to each source image (hand-held capture)")
+    io.add_argument("--alignment-mode", default="full", choices=ALIGNMENT_MODES,
+                    help="homography: the official ORB+RANSAC; ecc: + sub-pixel refinement; full: + exposure and "
+                         "white-balance matching (default)")
+    io.add_argument("--output-dir", required=True)
+    io.add_argument("--output-types", required=True, nargs="+", choices=OUTPUT_TYPES)
+    io.add_argument("--output-format", choices=["video", "png", "jpg"],
+                    help="default: video for a video --src, png otherwise")
+    io.add_argument("--target-bgr",
+                    help="composite 'com' onto this: a colour R,G,B, an image, or a video (default for video "
+                         "output: the official green; for image output 'com' is an RGBA PNG)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("-y", action="store_true", help="replace an existing output directory without asking")
+    return parser
+
+
+class TargetBackground:
+    """What ``com`` is composited onto: a colour, an image (resized to the frame) or a video/folder (looped).
+
+    ``next(size)`` returns float32 (H, W, 3) in [0, 1] for the next frame.
+    """
+
+    def __init__(self, value):
+        self.colour, self.source, self.frames = None, None, None
+        if re.fullmatch(r"\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*", value):
+            colour = [int(c) for c in value.split(",")]
+            if max(colour) > 255:
+                raise UserError(f"--target-bgr colour components must be 0..255, got {value}")
+            self.colour = np.array(colour, np.float32) / 255.0
+        else:
+            self.source = open_source(value, "--target-bgr")
+
+    def next(self, size):
+        """The background for the next frame, float32 (H, W, 3) in [0, 1]."""
+        if self.colour is not None:
+            return np.broadcast_to(self.colour, (*size, 3))
+        if self.frames is None:
+            self.frames = iter(self.source)
+        item = next(self.frames, None)
+        if item is None:  # loop a shorter video
+            self.frames = iter(self.source)
+            item = next(self.frames)
+        frame = item[1]
+        if frame.shape[:2] != tuple(size):
+            frame = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        return frame.astype(np.float32) / 255.0
+
+
+def prepare_output_dir(path: Path, overwrite: bool) -> None:
+    """Refuse an existing output directory unless ``-y`` or the user confirms on a terminal.
+
+    Only directories holding nothing but this tool's outputs may be replaced, so a mistyped ``--output-dir``
+    cannot delete unrelated files.
+    """
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise UserError(f"--output-dir exists and is not a directory: {path}")
+    ours = set(OUTPUT_TYPES) | {f"{t}.mp4" for t in OUTPUT_TYPES} | {PLATE_FILE}
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in ours)
+    if foreign:
+        raise UserError(f"--output-dir {path} holds files predict.py did not write ({', '.join(foreign[:3])}); "
+                        "choose another directory")
+    if overwrite:
+        return
+    if sys.stdin.isatty():
+        answer = input(f"Directory {path} already exists. Replace it? [y/N] ")
+        if answer.strip().lower() in ("y", "yes"):
+            return
+    raise UserError(f"output directory already exists: {path} (pass -y to replace it)")
+
+
+def check_pairing(src, plate, args):
+    """Raise UserError for src/plate combinations that cannot be paired."""
+    if plate is None:  # --bgr auto
+        if src.kind == "image":
+            raise UserError("--bgr auto needs a video or a folder of frames as --src, not a single image")
+        return
+    if plate.kind == "image":
+        return
+    if src.kind == "image":
+        raise UserError(f"--src is one image but --bgr is a {plate.kind}; pass one plate image")
+    if len(src) and len(plate) and len(src) != len(plate):
+        raise UserError(f"--src has {len(src)} {'images' if src.kind == 'folder' else 'frames'} but --bgr has "
+                        f"{len(plate)}; they are paired by sorted path / frame index and must match in number "
+                        "(or pass a single plate image)")
+
+
+def check_sizes(src_size, plate_size, args, name="the first image"):
+    """Raise UserError when the plate's size differs from the source's and nothing was asked to fix that."""
+    if tuple(src_size) != tuple(plate_size) and not (args.bgr_resize or args.preprocess_alignment):
+        raise UserError(f"size mismatch for {name}: --src is {src_size[1]}x{src_size[0]} but --bgr is "
+                        f"{plate_size[1]}x{plate_size[0]} (pass --bgr-resize to resize the plate, or "
+                        "--preprocess-alignment to warp it)")
+
+
+def frame_pairs(src, plate):
+    """Yield ``(name, frame, plate_frame)``; a plate image (or an estimated plate array) is reused for every frame."""
+    if isinstance(plate, np.ndarray):
+        for name, frame in src:
+            yield name, frame, plate
+        return
+    if plate.kind == "image":
+        yield from frame_pairs(src, plate.frame)
+        return
+    plates = iter(plate)
+    for name, frame in src:
+        item = next(plates, None)
+        if item is None:
+            raise UserError(f"--bgr ran out of frames before --src at {name}")
+        yield name, frame, item[1]
+
+
+class OutputSink:
+    """Writes the requested outputs of each frame, as images or as one video per output type."""
+
+    def __init__(self, root: Path, types, output_format, fps, target):
+        self.root, self.types, self.format, self.fps, self.target = root, types, output_format, fps, target
+        self.videos = {}
+
+    def images(self, result, frame_index):
+        """Output type → uint8-convertible array for this frame (float32 in [0, 1])."""
+        pha, fgr = result["pha"], result["fgr"]
+        images = {}
+        for kind in self.types:
+            if kind == "com":
+                if self.target is None:
+                    images[kind] = np.concatenate([fgr * (pha[:, :, None] > 0), pha[:, :, None]], axis=2)
+                else:
+                    images[kind] = composite(fgr, pha, self.target.next(pha.shape))
+            else:
+                images[kind] = result[kind]
+        return images
+
+    def write(self, name, images):
+        """Write one frame's images (called on the writer thread, in frame order)."""
+        for kind, image in images.items():
+            if self.format == "video":
+                if kind not in self.videos:
+                    self.videos[kind] = VideoWriter(self.root / f"{kind}.mp4", self.fps, image.shape[:2])
+                self.videos[kind].write((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+            else:
+                rgba = kind == "com" and image.shape[-1] == 4
+                write_image(self.root / kind / f"{name}.{'png' if rgba else self.format}", image)
+
+    def close(self, ok=True):
+        """Finish the videos (``ok=False``: discard them)."""
+        for video in self.videos.values():
+            video.close(ok)
+
+
+def run(args, src, plate, predictor, root: Path):
+    """Matte every frame of ``src`` into ``root`` (a fresh directory)."""
+    target = TargetBackground(args.target_bgr) if args.target_bgr else (
+        TargetBackground(",".join(map(str, DEFAULT_VIDEO_BGR))) if args.output_format == "video" else None)
+    sink = OutputSink(root, args.output_types, args.output_format, src.fps, target)
+    aligner = PlateAligner(args.alignment_mode) if args.preprocess_alignment else None
+    warnings = {}
+    ok = False
+    try:
+        with ThreadedWriter() as writer:
+            frames = tqdm(ThreadedReader(frame_pairs(src, plate)), total=len(src) or None, unit="frame",
+                          disable=src.kind == "image", file=sys.stderr)
+            for index, (name, frame, plate_frame) in enumerate(frames):
+                if aligner is not None:
+                    alignment = aligner(frame, plate_frame)
+                    plate_frame = alignment.plate
+                    if alignment.warning:
+                        if not warnings:
+                            tqdm.write(f"warning: {name}: {alignment.warning}", file=sys.stderr)
+                        warnings[name] = alignment.warning
+                else:
+                    check_sizes(frame.shape, plate_frame.shape, args, name)
+                    if plate_frame.shape != frame.shape:
+                        plate_frame = cv2.resize(plate_frame, frame.shape[1::-1], interpolation=cv2.INTER_AREA)
+                result = predictor(src=frame, bgr=plate_frame)
+                writer.submit(sink.write, name, sink.images(result, index))
+        ok = True
+    finally:
+        sink.close(ok)
+    if len(warnings) > 1:
+        print(f"warning: plate alignment fell back on {len(warnings)} of {len(src)} frames", file=sys.stderr)
+
+
+def finalize(partial: Path, output: Path):
+    """Move the finished ``partial`` directory to ``output``, replacing an old one (already confirmed)."""
+    old = None
+    if output.exists():
+        old = output.with_name(f".{output.name}.old-{os.getpid()}")
+        output.rename(old)
+    partial.rename(output)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def resolve_output_format(args, src):
+    """``--output-format``, defaulting to video for a video ``--src`` and png otherwise."""
+    if args.output_format is None:
+        return "video" if src.kind == "video" else "png"
+    if args.output_format == "video" and src.kind != "video":
+        raise UserError(f"--output-format video needs a video --src; {args.src} is a {src.kind}")
+    return args.output_format
+
+
+def load_plate(args, src):
+    """The plate source, or (for ``--bgr auto``) an estimated plate array; warnings printed."""
+    if args.bgr != "auto":
+        plate = open_source(args.bgr, "--bgr")
+        check_pairing(src, plate, args)
+        check_sizes(src.size, plate.size, args)
+        return plate
+    check_pairing(src, None, args)
+    aligner = PlateAligner(args.alignment_mode) if args.preprocess_alignment else None
+    frames = ThreadedReader(frame for _, frame in tqdm(src, total=len(src) or None, desc="estimating plate",
+                                                        unit="frame", file=sys.stderr))
+    estimate = estimate_plate(frames, count=len(src) or 1, aligner=aligner)
+    if estimate.warning:
+        print(f"warning: {estimate.warning}", file=sys.stderr)
+    return estimate.plate
+
+
+@cli_main
+def main(argv=None):
+    """Parse arguments, validate every input, then matte into a temporary directory renamed at the end."""
+    args = build_parser().parse_args(argv)
+    output = Path(args.output_dir)
+    if args.model_type == "mattingbase" and "ref" in args.output_types:
+        raise UserError("--output-types ref needs --model-type mattingrefine (MattingBase refines nothing)")
+    src = open_source(args.src, "--src")
+    args.output_format = resolve_output_format(args, src)
+    if args.target_bgr:
+        TargetBackground(args.target_bgr)  # validate before any work
+    prepare_output_dir(output, args.y)
+    plate = load_plate(args, src)
+    predictor = Predictor.from_args(args)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    partial.mkdir()
+    try:
+        if isinstance(plate, np.ndarray):
+            write_image(partial / PLATE_FILE, plate)
+        run(args, src, plate, predictor, partial)
+        finalize(partial, output)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
+    print(f"wrote {', '.join(args.output_types)} for {len(src) or 'all'} frame(s) to {output}")
+
+
+if __name__ == "__main__":
+    main()
