@@ -90,3 +90,19 @@ def test_outputs_have_input_size_and_valid_ranges():
     assert pha_sm.shape == [1, 1, 22, 30] and ref_sm.shape == [1, 1, 11, 15]
     for t in (pha, fgr, pha_sm, fgr_sm, err_sm):
         assert 0.0 <= float(t.min()) and float(t.max()) <= 1.0
+
+
+def test_paddleseg_backbone_runs_and_loads_imagenet_weights(tmp_path):
+    from paddleseg.cvlibs import manager
+
+    imagenet = manager.BACKBONES["ResNet50_vd"](output_stride=16)  # a 3-channel ImageNet-style backbone
+    paddle.save(imagenet.state_dict(), str(tmp_path / "resnet50_vd_imagenet.pdparams"))
+    model = MattingRefine("resnet50_vd", refine_sample_pixels=400,
+                          backbone_pretrained=str(tmp_path / "resnet50_vd_imagenet.pdparams"))
+    loaded = model.backbone.body.state_dict()
+    for key, value in imagenet.state_dict().items():
+        if not key.startswith("conv1_1.") or "_conv." not in key:  # the 6-channel first conv cannot load
+            np.testing.assert_array_equal(loaded[key].numpy(), value.numpy())
+    model.eval()
+    outputs = model(paddle.rand([1, 3, 48, 64]), paddle.rand([1, 3, 48, 64]))
+    assert outputs[0].shape == [1, 1, 48, 64] and outputs[5].shape == [1, 1, 12, 16]

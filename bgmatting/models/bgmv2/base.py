@@ -32,7 +32,9 @@ class MattingBase(nn.Layer):
     """Coarse matting network of BackgroundMattingV2, with the official module tree and parameter names.
 
     Args:
-        backbone: ``"resnet50"``, ``"resnet101"`` or ``"mobilenetv2"``.
+        backbone: ``"resnet50"``, ``"resnet101"`` or ``"mobilenetv2"`` (official), or PaddleSeg's
+            ``"resnet50_vd"`` / ``"resnet101_vd"`` (extra; no official checkpoints exist for these).
+        backbone_pretrained: PaddleSeg ImageNet weights for the ``*_vd`` backbones (optional).
     Input:
         src: (B, 3, H, W) RGB source in [0, 1]. H, W divisible by 4 is enough for any backbone here.
         bgr: (B, 3, H, W) RGB clean plate in [0, 1], same shape.
@@ -46,9 +48,9 @@ class MattingBase(nn.Layer):
         >>> pha, fgr, err, hid = model(src, bgr)
     """
 
-    def __init__(self, backbone: str):
+    def __init__(self, backbone: str, backbone_pretrained: str = None):
         super().__init__()
-        self.backbone, channels = build_encoder(backbone, in_channels=6)
+        self.backbone, channels = build_encoder(backbone, in_channels=6, pretrained=backbone_pretrained)
         self.aspp = ASPP(channels[0], (3, 6, 9))
         self.decoder = Decoder([256, 128, 64, 48, 1 + 3 + 1 + HIDDEN_CHANNELS], [*channels[1:], 6])
 

@@ -17,6 +17,7 @@ class MattingRefine(MattingBase):
         refine_prevent_oversampling: skip zero-error patches in sampling mode.
         refine_patch_crop_method: ``"unfold"`` | ``"roi_align"`` | ``"gather"`` (same results).
         refine_patch_replace_method: ``"scatter_nd"`` | ``"scatter_element"`` (same results).
+        backbone_pretrained: PaddleSeg ImageNet weights for the extra ``*_vd`` backbones (see MattingBase).
     Input:
         src: (B, 3, H, W) RGB in [0, 1]; bgr: (B, 3, H, W) clean plate in [0, 1]; H and W divisible by 4.
     Output:
@@ -32,10 +33,10 @@ class MattingRefine(MattingBase):
     def __init__(self, backbone: str, backbone_scale: float = 1 / 4, refine_mode: str = "sampling",
                  refine_sample_pixels: int = 80_000, refine_threshold: float = 0.1, refine_kernel_size: int = 3,
                  refine_prevent_oversampling: bool = True, refine_patch_crop_method: str = "unfold",
-                 refine_patch_replace_method: str = "scatter_nd"):
+                 refine_patch_replace_method: str = "scatter_nd", backbone_pretrained: str = None):
         if not 0 < backbone_scale <= 0.5:
             raise ValueError(f"backbone_scale must be in (0, 1/2], got {backbone_scale}")
-        super().__init__(backbone)
+        super().__init__(backbone, backbone_pretrained)
         self.backbone_scale = backbone_scale
         self.refiner = Refiner(refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size,
                                refine_prevent_oversampling, refine_patch_crop_method, refine_patch_replace_method)
