@@ -34,12 +34,20 @@ setup() {
 }
 
 ensure() { [ -f "$VENV/.complete" ] || setup; ln -sfn "$VENV" "$ROOT/.venv"; }
+# Headless Chromium + chromedriver for the web UI test (Debian packages; installed once, as root or via sudo).
+ensure_browser() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing chromium + chromium-driver for the web UI test"
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
 PY() { "$VENV/bin/python" "$@"; }
 
 cmd="${1:-help}"; shift || true
 case "$cmd" in
   setup) setup ;;
-  test) ensure; PY -m pytest -q "$@" ;;
+  test) ensure; ensure_browser; PY -m pytest -q "$@" ;;
+  serve) ensure; PY tools/serve.py "$@" ;;
   help|-h|--help) sed -n '2,6p' "$0" ;;
   *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
 esac
