@@ -1,0 +1,195 @@
+"""Evaluate matting with the standard metrics (SAD, MSE, Grad, Conn, FG MSE; DIM convention) and reproducible
+protocols. Writes SAVE_DIR/metrics.json, per_image.csv, report.html + worst.png (worst images) and prints a table.
+
+Examples:
+    # PhotoMatte85 protocol (background matting): composite each foreground onto a background at 2048², seed 0
+    python eval.py --data data/PhotoMatte85 --backgrounds data/backgrounds/valid \
+        --model-type mattingrefine --model-backbone resnet50 --model-checkpoint weights/bgmv2_resnet50.pdparams \
+        --save-dir output/eval_pm85
+    # the same with imperfect clean plates, and under the Paddle port's convention (its ×2 SAD/MSE)
+    python eval.py --data data/PhotoMatte85 --backgrounds data/bg --model-checkpoint w.pdparams \
+        --bgr-perturb shadow,noise,jitter,misalign --protocol paddle-port
+    # trivial baseline: α = max_c|src − bgr| > 0.1
+    python eval.py --data data/PhotoMatte85 --backgrounds data/bg --baseline difference
+    # Composition-1k (trimap matting), known regions of the prediction forced from the trimap
+    python eval.py --layout comp1k --data data/Composition-1k-testset --model-type vitmatte \
+        --model-checkpoint weights/vitmatte_s.pdparams --clamp-known
+    # score saved predictions without a model
+    python eval.py --pred-dir out/pha --gt-dir data/comp1k/alpha_copy --trimap-dir data/comp1k/trimaps
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bgmatting.eval_report import (PredictionSaver, WorstImages, format_table, write_metrics_json,  # noqa: E402
+                                   write_per_image_csv)
+from bgmatting.engine import evaluator  # noqa: E402
+from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES, Predictor  # noqa: E402
+from bgmatting.errors import UserError, cli_main  # noqa: E402
+
+
+def parse_args(argv=None):
+    """Parse the command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--layout", choices=["photomatte85", "comp1k"], default="photomatte85",
+                      help="photomatte85: RGBA folder or fgr/+pha/, composited onto --backgrounds; "
+                           "comp1k: merged/ alpha_copy/ trimaps/ (+fg/)")
+    data.add_argument("--data", help="the test set folder")
+    data.add_argument("--backgrounds", help="background images for the photomatte85 protocol")
+    data.add_argument("--pred-dir", help="score saved predicted alphas (no model) ...")
+    data.add_argument("--gt-dir", help="... against these ground-truth alphas (paired by relative path) ...")
+    data.add_argument("--trimap-dir", help="... on the unknown region of these trimaps (default: whole image)")
+    data.add_argument("--trimap-threshold", type=int, default=None,
+                      help="quantise trimaps: v < T → 0, v ≥ 255−T → 255, else 128 (default: reject other values)")
+    data.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+
+    protocol = parser.add_argument_group("protocol")
+    protocol.add_argument("--protocol", choices=sorted(evaluator.PROTOCOLS), default="standard",
+                          help="standard: DIM metrics, official validation compositing; paddle-port: the "
+                               "BackgroundMattingV2-paddle eval (fg scale 0.55–0.9, SAD×2, MSE×2 with n+1)")
+    protocol.add_argument("--resolution", type=int, default=2048, help="photomatte85 canvas side (default 2048)")
+    protocol.add_argument("--seed", type=int, default=0, help="photomatte85 compositing seed (default 0)")
+    protocol.add_argument("--bgr-perturb", default="",
+                          help=f"comma list of clean-plate imperfections: {','.join(evaluator.PERTURBATIONS)}")
+    protocol.add_argument("--clamp-known", action="store_true",
+                          help="force the prediction to 0/1 where the trimap is 0/255 (trimap inputs only)")
+
+    model = parser.add_argument_group("model (as predict.py)")
+    model.add_argument("--model-type", choices=sorted(MODEL_KINDS), default="mattingrefine")
+    model.add_argument("--model-backbone", choices=BGMV2_BACKBONES, default="resnet50")
+    model.add_argument("--model-backbone-scale", type=float, default=0.25)
+    model.add_argument("--model-refine-mode", choices=REFINE_MODES, default="sampling")
+    model.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
+    model.add_argument("--model-refine-threshold", type=float, default=0.7)
+    model.add_argument("--model-refine-kernel-size", type=int, default=3)
+    model.add_argument("--model-checkpoint", help="checkpoint (.pth, .pdparams, .safetensors)")
+    model.add_argument("--random-init", action="store_true", help="evaluate an untrained (randomly initialised) model")
+    model.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    model.add_argument("--baseline", choices=["difference"], help="a trivial baseline instead of a model")
+    model.add_argument("--baseline-threshold", type=float, default=0.1,
+                       help="difference baseline: α = 1 where max_c|src − bgr| > this (0..1)")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--save-dir", default="output/eval", help="where metrics.json etc. go (default output/eval)")
+    output.add_argument("--save-predictions", action="store_true",
+                        help="write SAVE_DIR/predictions/{pha,fgr}/ and the generated inputs (inputs/)")
+    output.add_argument("--worst", type=int, default=8, help="images in the picture report (default 8, 0 = none)")
+    output.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def _perturbations(text: str) -> tuple:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def check_args(args) -> None:
+    """Reject contradictory or incomplete flag combinations with one clear message."""
+    if args.pred_dir or args.gt_dir:
+        if not (args.pred_dir and args.gt_dir):
+            raise UserError("--pred-dir and --gt-dir go together (predictions need their ground truth)")
+        if args.data or args.backgrounds:
+            raise UserError("use either --pred-dir/--gt-dir (saved predictions) or --data (run a model), not both")
+        if args.model_checkpoint or args.baseline or args.random_init:
+            raise UserError("--pred-dir scores saved predictions; drop the model/baseline flags")
+        if args.save_predictions:
+            raise UserError("--save-predictions needs a model run, not --pred-dir")
+    else:
+        if not args.data:
+            raise UserError("give --data DIR (with a model) or --pred-dir/--gt-dir (saved predictions)")
+        if args.layout == "photomatte85" and not args.backgrounds:
+            raise UserError("the photomatte85 protocol needs --backgrounds DIR (the clean plates are composited)")
+        if sum(map(bool, (args.model_checkpoint, args.baseline, args.random_init))) != 1:
+            raise UserError("choose one of --model-checkpoint CKPT, --baseline difference or --random-init")
+    if args.trimap_dir is None and args.pred_dir and args.trimap_threshold is not None:
+        raise UserError("--trimap-threshold needs trimaps (--trimap-dir)")
+    uses_trimaps = args.layout == "comp1k" or args.trimap_dir
+    if args.clamp_known and not uses_trimaps:
+        raise UserError("--clamp-known needs input trimaps (--layout comp1k, or --trimap-dir); the photomatte85 "
+                        "trimap comes from the ground truth and only defines the metric region")
+    if _perturbations(args.bgr_perturb) and (args.pred_dir or args.layout != "photomatte85"):
+        raise UserError("--bgr-perturb applies to the photomatte85 protocol only")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    if not 0.0 <= args.baseline_threshold <= 1.0:
+        raise UserError(f"--baseline-threshold must be in [0, 1], got {args.baseline_threshold}")
+
+
+def build_samples(args):
+    """The evaluation set chosen by the flags (a sequence of EvalSample)."""
+    if args.pred_dir:
+        samples = evaluator.SavedPredictions(args.pred_dir, args.gt_dir, args.trimap_dir, args.trimap_threshold)
+    elif args.layout == "comp1k":
+        samples = evaluator.Comp1kBenchmark(args.data, args.trimap_threshold)
+    else:
+        samples = evaluator.PhotoMatte85Benchmark(args.data, args.backgrounds, args.resolution, args.seed,
+                                                  args.protocol, _perturbations(args.bgr_perturb))
+    return samples
+
+
+def build_predict_fn(args):
+    """(predict_fn, description) for the model or baseline chosen by the flags; (None, None) for --pred-dir."""
+    if args.pred_dir:
+        return None, None
+    if args.baseline:
+        return (evaluator.DifferenceBaseline(args.baseline_threshold),
+                {"baseline": args.baseline, "threshold": args.baseline_threshold})
+    description = {"type": args.model_type, "backbone": args.model_backbone,
+                   "checkpoint": args.model_checkpoint or "random init"}
+    if args.model_type == "mattingrefine":
+        description.update(backbone_scale=args.model_backbone_scale, refine_mode=args.model_refine_mode,
+                           refine_sample_pixels=args.model_refine_sample_pixels,
+                           refine_threshold=args.model_refine_threshold,
+                           refine_kernel_size=args.model_refine_kernel_size)
+    return Predictor.from_args(args), description
+
+
+def describe_run(args, model) -> dict:
+    """The run's settings for metrics.json."""
+    info = {"model": model, "protocol": args.protocol, "clamp_known": args.clamp_known}
+    if args.pred_dir:
+        info.update(source="saved predictions", pred_dir=args.pred_dir, gt_dir=args.gt_dir,
+                    region=("trimap==128 of " + args.trimap_dir) if args.trimap_dir else "whole image")
+    elif args.layout == "comp1k":
+        info.update(source="comp1k", data=args.data, region="trimap==128 of trimaps/")
+    else:
+        info.update(source="photomatte85", data=args.data, backgrounds=args.backgrounds,
+                    resolution=args.resolution, seed=args.seed, bgr_perturb=list(_perturbations(args.bgr_perturb)),
+                    region=f"trimap from GT alpha: {evaluator.TRIMAP_KERNEL}x{evaluator.TRIMAP_KERNEL} ellipse, "
+                           f"{evaluator.TRIMAP_ITERATIONS} iterations erode/dilate")
+    if args.trimap_threshold is not None:
+        info["trimap_threshold"] = args.trimap_threshold
+    return info
+
+
+@cli_main
+def main(argv=None):
+    """Run the evaluation; returns the :class:`bgmatting.engine.evaluator.EvalResult`."""
+    args = parse_args(argv)
+    check_args(args)
+    samples = build_samples(args)
+    predict_fn, model = build_predict_fn(args)
+    save_dir = Path(args.save_dir)
+    worst = WorstImages(args.worst)
+    callbacks = [worst]
+    if args.save_predictions:
+        callbacks.append(PredictionSaver(save_dir / "predictions", inputs=args.layout == "photomatte85"))
+    result = evaluator.evaluate(samples, predict_fn, evaluator.PROTOCOLS[args.protocol].convention,
+                                clamp=args.clamp_known, callbacks=callbacks, progress=not args.quiet,
+                                limit=args.limit)
+    info = describe_run(args, model)
+    title = f"{info['source']} ({args.protocol} protocol)"
+    write_metrics_json(save_dir / "metrics.json", result, info)
+    write_per_image_csv(save_dir / "per_image.csv", result)
+    worst.write(save_dir, title=f"{title}: worst images")
+    print(format_table(result, title))
+    print(f"region: {info['region']}; model: {json.dumps(model) if model else 'none (saved predictions)'}")
+    print(f"wrote {save_dir / 'metrics.json'}, per_image.csv, report.html")
+    return result
+
+
+if __name__ == "__main__":
+    main()
