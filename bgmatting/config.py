@@ -31,7 +31,7 @@ FREE_FORM = "*"
 
 _AFFINE_FGR = {"degrees": [-5.0, 5.0], "translate": [0.1, 0.1], "scale": [0.4, 1.0], "shear": [-5.0, 5.0]}
 _AFFINE_BGR = {"degrees": [-5.0, 5.0], "translate": [0.1, 0.1], "scale": [1.0, 2.0], "shear": [-5.0, 5.0]}
-_SPLIT = {"fgr": None, "pha": None, "backgrounds": None}
+_SPLIT = {"root": None, "backgrounds": None}  # root: ROOT/{train,valid} holding fgr/ and pha/
 
 #: Schema of defaults for training BackgroundMattingV2 (official train_base.py values unless noted).
 TRAIN_DEFAULTS = {

@@ -1,0 +1,111 @@
+"""Models from the ``model`` config section through PaddleSeg's ``manager.MODELS`` registry, per-module
+learning-rate groups, and initialisation from pretrained or earlier-stage weights.
+
+Example:
+    >>> from bgmatting.config import load_config
+    >>> cfg = load_config("configs/bgmv2_tiny.yaml")
+    >>> model = build_model(cfg["model"])
+    >>> groups = parameter_groups(model, cfg["train"]["lr"])   # for paddle.optimizer.Adam(learning_rate=1.0, ...)
+"""
+import numpy as np
+
+from bgmatting.errors import UserError
+
+#: constructor arguments per model type (the rest of the ``model`` section is for training only)
+MODEL_ARGS = {
+    "MattingBase": ("backbone",),
+    "MattingRefine": ("backbone", "backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
+                      "refine_kernel_size", "refine_prevent_oversampling"),
+}
+TOP_LEVEL_MODULES = ("backbone", "aspp", "decoder", "refiner")
+
+
+def model_registry():
+    """PaddleSeg's ``manager.MODELS`` with MattingBase and MattingRefine registered (imported lazily)."""
+    from paddleseg.cvlibs import manager
+
+    from bgmatting.models import MattingBase, MattingRefine
+
+    for component in (MattingBase, MattingRefine):
+        if component.__name__ not in manager.MODELS.components_dict:
+            manager.MODELS.add_component(component)
+    return manager.MODELS
+
+
+def build_model(model_cfg: dict):
+    """Instantiate ``model_cfg["type"]`` with the constructor arguments it takes from ``model_cfg``.
+
+    Args:
+        model_cfg: the ``model`` config section (see :data:`bgmatting.config.TRAIN_DEFAULTS`).
+    Returns:
+        a ``paddle.nn.Layer`` (MattingBase or MattingRefine), freshly initialised.
+    Raises:
+        UserError: unknown type or invalid constructor argument.
+    """
+    kind = model_cfg["type"]
+    if kind not in MODEL_ARGS:
+        raise UserError(f"config key model.type: unknown model '{kind}' (known: {', '.join(MODEL_ARGS)})")
+    cls = model_registry()[kind]
+    try:
+        return cls(**{name: model_cfg[name] for name in MODEL_ARGS[kind]})
+    except (ValueError, AssertionError, KeyError) as e:
+        raise UserError(f"config section model: cannot build {kind}: {e}") from None
+
+
+def parameter_groups(model, learning_rates: dict) -> list:
+    """One Adam parameter group per top-level module (backbone, aspp, decoder[, refiner]).
+
+    Paddle multiplies a group's ``learning_rate`` by the optimiser's, so use the optimiser with
+    ``learning_rate=1.0`` to get exactly these rates (official: base 1e-4/5e-4/5e-4; refine
+    5e-5/5e-5/1e-4/3e-4).
+    """
+    groups = []
+    for name in TOP_LEVEL_MODULES:
+        module = getattr(model, name, None)
+        if module is None:
+            continue
+        if name not in learning_rates:
+            raise UserError(f"config key train.lr.{name} is missing (the model has a {name})")
+        groups.append({"params": module.parameters(), "learning_rate": float(learning_rates[name])})
+    return groups
+
+
+def _to_model_names(arrays: dict) -> dict:
+    """Official/torchvision/DeepLabV3 key names → ours: BN renames, ``module.`` stripped, VainF DeepLabV3's
+    ``classifier.classifier.0`` → ``aspp``, bare backbone keys (``conv1.…``, ``layer1.…``, ``features.…``)
+    prefixed with ``backbone.``."""
+    from bgmatting.convert.bgmv2 import rename_torch_keys
+
+    renamed = {}
+    for key, value in rename_torch_keys(arrays).items():
+        key = key.replace("classifier.classifier.0.", "aspp.")
+        if key.split(".")[0] not in TOP_LEVEL_MODULES:
+            key = "backbone." + key
+        renamed[key] = value
+    return renamed
+
+
+def load_matched_weights(model, path, what: str) -> int:
+    """Load every tensor of ``path`` whose (renamed) name and shape match the model (official
+    ``load_matched_state_dict``); e.g. a MattingBase checkpoint into MattingRefine, or DeepLabV3 weights
+    into the backbone + ASPP (the 3-channel first conv is skipped; ours takes 6 channels).
+
+    Args:
+        path: .pdparams / .pth / .safetensors file.
+        what: config key for messages (e.g. ``model.pretrained``).
+    Returns:
+        the number of tensors loaded.
+    Raises:
+        UserError: unreadable file or no tensor matches.
+    """
+    from bgmatting.convert.checkpoint_io import load_state_arrays
+
+    arrays = _to_model_names(load_state_arrays(path))
+    own = model.state_dict()
+    matched = {k: v for k, v in arrays.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    if not matched:
+        raise UserError(f"{what}: no tensor of {path} matches the model (first keys: "
+                        f"{', '.join(sorted(arrays)[:3])})")
+    model.set_state_dict({k: np.asarray(v, dtype=np.float32) if v.dtype != np.int64 else v
+                          for k, v in matched.items()})
+    return len(matched)
