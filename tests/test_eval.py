@@ -145,6 +145,14 @@ def test_difference_baseline_hand_case():
         evaluator.DifferenceBaseline(0.1)(src, None)
 
 
+def test_trimap_baseline_hand_case():
+    trimap = np.array([[0, 128, 255]], np.uint8)
+    pha = evaluator.TrimapBaseline()(np.zeros((1, 3, 3), np.uint8), trimap=trimap)["pha"]
+    assert pha[0].tolist() == pytest.approx([0.0, 128 / 255, 1.0])
+    with pytest.raises(UserError, match="needs input trimaps"):
+        evaluator.TrimapBaseline()(np.zeros((1, 3, 3), np.uint8))
+
+
 def test_comp1k_passes_the_trimap_and_perfect_scores_zero(data):
     bench = evaluator.Comp1kBenchmark(data / "comp1k")
     assert len(bench) == 2

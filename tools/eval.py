@@ -9,8 +9,9 @@ Examples:
     # the same with imperfect clean plates, and under the Paddle port's convention (its ×2 SAD/MSE)
     python eval.py --data data/PhotoMatte85 --backgrounds data/bg --model-checkpoint w.pdparams \
         --bgr-perturb shadow,noise,jitter,misalign --protocol paddle-port
-    # trivial baseline: α = max_c|src − bgr| > 0.1
+    # trivial baselines: α = max_c|src − bgr| > 0.1 (clean plate) or α = trimap/255 (Composition-1k)
     python eval.py --data data/PhotoMatte85 --backgrounds data/bg --baseline difference
+    python eval.py --layout comp1k --data data/Composition-1k-testset --baseline trimap
     # Composition-1k (trimap matting), known regions of the prediction forced from the trimap
     python eval.py --layout comp1k --data data/Composition-1k-testset --model-type vitmatte \
         --model-checkpoint weights/vitmatte_s.pdparams --clamp-known
@@ -67,9 +68,12 @@ def parse_args(argv=None):
     model.add_argument("--model-refine-threshold", type=float, default=0.7)
     model.add_argument("--model-refine-kernel-size", type=int, default=3)
     model.add_argument("--model-checkpoint", help="checkpoint (.pth, .pdparams, .safetensors)")
-    model.add_argument("--random-init", action="store_true", help="evaluate an untrained (randomly initialised) model")
+    model.add_argument("--random-init", action="store_true",
+                       help="evaluate an untrained model (weights drawn with paddle.seed(--seed))")
     model.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    model.add_argument("--baseline", choices=["difference"], help="a trivial baseline instead of a model")
+    model.add_argument("--baseline", choices=sorted(evaluator.BASELINES),
+                       help="a trivial baseline instead of a model: difference (α = max_c|src − bgr| > threshold, "
+                            "photomatte85) or trimap (α = trimap/255, comp1k)")
     model.add_argument("--baseline-threshold", type=float, default=0.1,
                        help="difference baseline: α = 1 where max_c|src − bgr| > this (0..1)")
 
@@ -103,7 +107,7 @@ def check_args(args) -> None:
         if args.layout == "photomatte85" and not args.backgrounds:
             raise UserError("the photomatte85 protocol needs --backgrounds DIR (the clean plates are composited)")
         if sum(map(bool, (args.model_checkpoint, args.baseline, args.random_init))) != 1:
-            raise UserError("choose one of --model-checkpoint CKPT, --baseline difference or --random-init")
+            raise UserError("choose one of --model-checkpoint CKPT, --baseline NAME or --random-init")
     if args.trimap_dir is None and args.pred_dir and args.trimap_threshold is not None:
         raise UserError("--trimap-threshold needs trimaps (--trimap-dir)")
     uses_trimaps = args.layout == "comp1k" or args.trimap_dir
@@ -134,9 +138,11 @@ def build_predict_fn(args):
     """(predict_fn, description) for the model or baseline chosen by the flags; (None, None) for --pred-dir."""
     if args.pred_dir:
         return None, None
-    if args.baseline:
+    if args.baseline == "difference":
         return (evaluator.DifferenceBaseline(args.baseline_threshold),
                 {"baseline": args.baseline, "threshold": args.baseline_threshold})
+    if args.baseline:
+        return evaluator.BASELINES[args.baseline](), {"baseline": args.baseline}
     description = {"type": args.model_type, "backbone": args.model_backbone,
                    "checkpoint": args.model_checkpoint or "random init"}
     if args.model_type == "mattingrefine":
@@ -144,6 +150,13 @@ def build_predict_fn(args):
                            refine_sample_pixels=args.model_refine_sample_pixels,
                            refine_threshold=args.model_refine_threshold,
                            refine_kernel_size=args.model_refine_kernel_size)
+    if args.random_init:
+        import warnings
+
+        warnings.filterwarnings("ignore", message="No ccache found")
+        import paddle
+
+        paddle.seed(args.seed)  # the same untrained weights on every run
     return Predictor.from_args(args), description
 
 

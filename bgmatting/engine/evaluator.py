@@ -252,6 +252,26 @@ class DifferenceBaseline:
         return {"pha": (difference > self.threshold).astype(np.float32), "fgr": src.astype(np.float32) / 255.0}
 
 
+class TrimapBaseline:
+    """Trivial trimap baseline: α = trimap / 255 (0 background, 128/255 ≈ 0.5 unknown, 1 foreground).
+
+    Input:
+        src: uint8 (H, W, 3) (unused); trimap: uint8 (H, W) in {0, 128, 255}.
+    Output:
+        dict(pha float32 (H, W) in [0, 1]).
+    Example:
+        >>> TrimapBaseline()(src, trimap=trimap)["pha"]
+    """
+
+    def __call__(self, src, bgr=None, trimap=None):
+        if trimap is None:
+            raise UserError("the trimap baseline needs input trimaps (--layout comp1k)")
+        return {"pha": trimap.astype(np.float32) / 255.0}
+
+
+BASELINES = {"difference": DifferenceBaseline, "trimap": TrimapBaseline}
+
+
 @dataclass
 class EvalResult:
     """Per-image rows and their means.
