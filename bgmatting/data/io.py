@@ -45,9 +45,10 @@ def read_image(path) -> np.ndarray:
     """Read an RGB image.
 
     Returns:
-        uint8 array (H, W, 3), RGB. Grey images are expanded to 3 channels; an alpha channel is dropped.
+        uint8 array (H, W, 3), RGB, upright (EXIF orientation applied). Grey images are expanded to 3 channels;
+        an alpha channel is dropped.
     """
-    image = _read_raw(path, cv2.IMREAD_UNCHANGED)
+    image = _read_raw(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)  # unlike IMREAD_UNCHANGED, applies EXIF
     image = _to_uint8(image, path)
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
