@@ -184,8 +184,9 @@ class OutputSink:
         images = {}
         for kind in self.types:
             if kind == "com":
-                if self.target is None:
-                    images[kind] = np.concatenate([fgr * (pha[:, :, None] > 0), pha[:, :, None]], axis=2)
+                if self.target is None:  # official RGBA: fgr × (pha > 0), judged at the PNG's 8-bit precision
+                    visible = pha[:, :, None] >= 0.5 / 255.0
+                    images[kind] = np.concatenate([fgr * visible, pha[:, :, None]], axis=2)
                 else:
                     images[kind] = composite(fgr, pha, self.target.next(pha.shape))
             else:

@@ -39,7 +39,9 @@ class ModelKind:
         guide: name of the second input, ``"bgr"`` (a clean plate, uint8 (H, W, 3)) or ``"trimap"`` (uint8 (H, W)).
         pad_multiple: input sides are padded up to a multiple of this and the outputs cropped back.
         build: ``options -> paddle.nn.Layer`` (options: the Predictor's keyword arguments).
-        load: ``(model, checkpoint_path, options) -> None``; raises UserError for a checkpoint that does not fit.
+        read: ``(checkpoint_path, options) -> state`` (``{name: array}``), checked against the options before the
+            model is built; raises UserError for a checkpoint that does not fit.
+        load: ``(model, state, options) -> None``; raises UserError for missing/unexpected keys or shapes.
         run: ``(model, src, guide) -> dict`` with paddle tensors src (1, 3, H, W) and guide (1, C, H, W) in
             [0, 1]; returns numpy ``pha`` (H, W), ``fgr`` (H, W, 3), ``err`` (h, w), ``ref`` (h', w') or None.
     """
@@ -47,6 +49,7 @@ class ModelKind:
     guide: str
     pad_multiple: int
     build: Callable
+    read: Callable
     load: Callable
     run: Callable
 
@@ -70,9 +73,9 @@ def _build_bgmv2(options):
                          refine_kernel_size=options["refine_kernel_size"])
 
 
-def _load_bgmv2(model, path, options):
-    """Official ``.pth``, the Paddle port's ``.pdparams``, our ``.pdparams``/``.safetensors`` → ``model``."""
-    from bgmatting.convert.bgmv2 import check_against_model, detect_bgmv2_backbone, has_refiner, rename_torch_keys
+def _read_bgmv2(path, options):
+    """Official ``.pth``, the Paddle port's ``.pdparams``, our ``.pdparams``/``.safetensors`` → Paddle-named state."""
+    from bgmatting.convert.bgmv2 import detect_bgmv2_backbone, has_refiner, rename_torch_keys
     from bgmatting.convert.checkpoint_io import load_state_arrays
 
     state = rename_torch_keys(load_state_arrays(path))
@@ -87,8 +90,14 @@ def _load_bgmv2(model, path, options):
         if kernel != options["refine_kernel_size"]:
             raise UserError(f"checkpoint {path} has a refiner with kernel size {kernel} but "
                             f"--model-refine-kernel-size is {options['refine_kernel_size']}")
-    else:  # a MattingRefine checkpoint holds a complete MattingBase
-        state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
+        return state
+    return {k: v for k, v in state.items() if not k.startswith("refiner.")}  # MattingRefine ⊃ MattingBase
+
+
+def _load_bgmv2(model, state, options):
+    """Check ``state`` against the model's names and shapes, then load it."""
+    from bgmatting.convert.bgmv2 import check_against_model
+
     expected = {k: v.shape for k, v in model.state_dict().items()}
     check_against_model(state, expected, f"{options['model_type']}({options['backbone']})")
     model.set_state_dict({k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in state.items()})
@@ -110,9 +119,10 @@ def _run_refine(model, src, bgr):
     return dict(pha=_numpy_image(pha), fgr=_numpy_image(fgr), err=_numpy_image(err_sm), ref=_numpy_image(ref_sm))
 
 
+_BGMV2 = dict(guide="bgr", pad_multiple=4, build=_build_bgmv2, read=_read_bgmv2, load=_load_bgmv2)
 MODEL_KINDS = {
-    "mattingbase": ModelKind(guide="bgr", pad_multiple=4, build=_build_bgmv2, load=_load_bgmv2, run=_run_base),
-    "mattingrefine": ModelKind(guide="bgr", pad_multiple=4, build=_build_bgmv2, load=_load_bgmv2, run=_run_refine),
+    "mattingbase": ModelKind(**_BGMV2, run=_run_base),
+    "mattingrefine": ModelKind(**_BGMV2, run=_run_refine),
 }
 
 
@@ -130,9 +140,12 @@ def _dygraph_backend(kind: ModelKind, options: dict, device: str):
     """Eager Paddle: build, load the checkpoint (if any), eval mode; returns the runner."""
     paddle = _import_paddle()
     set_device(device)
-    model = options["model"] if options["model"] is not None else kind.build(options)
-    if options["model"] is None and options["checkpoint"] is not None:
-        kind.load(model, options["checkpoint"], options)
+    model = options["model"]
+    if model is None:
+        state = kind.read(options["checkpoint"], options) if options["checkpoint"] is not None else None
+        model = kind.build(options)
+        if state is not None:
+            kind.load(model, state, options)
     model.eval()
 
     def runner(src: np.ndarray, guide: np.ndarray) -> dict:
