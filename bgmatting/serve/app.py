@@ -1,0 +1,223 @@
+"""The FastAPI application: HTTP API, OpenAPI description (``/openapi.json``, ``/docs``) and the web page.
+
+Every model call goes through the one :class:`~bgmatting.serve.worker.ModelWorker`; handlers only check
+inputs and wait. Refusals are ``{"detail": "<one line>"}`` with a 4xx status (503 when the queue is full).
+"""
+import asyncio
+import contextlib
+import shutil
+import uuid
+from pathlib import Path
+from typing import Literal, Optional
+
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from bgmatting.serve.batch_inputs import confine, extract_archive, pair_items
+from bgmatting.serve.errors import ApiError
+from bgmatting.serve.jobs import JobManager
+from bgmatting.serve.matting import guide_kind, matte_and_store
+from bgmatting.serve.settings import ServeSettings
+from bgmatting.serve.storage import ResultStore, display_name
+from bgmatting.serve.uploads import check_image
+from bgmatting.serve.worker import ModelWorker
+
+STATIC = Path(__file__).parent / "static"
+PNG = {"content": {"image/png": {}}, "description": "the requested output as a PNG"}
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 as soon as a request body exceeds ``settings.request_body_limit(path)``,
+    from its Content-Length or while it streams, before the multipart parser buffers it."""
+
+    def __init__(self, app, settings: ServeSettings):
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.settings.request_body_limit(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_large = JSONResponse({"detail": f"request body is larger than {limit / 1e6:g} MB"}, status_code=413)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await too_large(scope, receive, send)
+        received = 0
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise ApiError(413, f"request body is larger than {limit / 1e6:g} MB")
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except ApiError as error:
+            await JSONResponse({"detail": error.detail}, status_code=error.status)(scope, receive, send)
+
+
+def _validation_line(error: RequestValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"][1:]) or "request"
+    return f"field '{field}': {first['msg']}"
+
+
+async def _read_image(upload: UploadFile, field: str, settings: ServeSettings) -> bytes:
+    if upload.size is not None and upload.size > settings.max_upload_bytes:
+        raise ApiError(413, f"{field}: file is {upload.size / 1e6:.2f} MB; the limit is "
+                            f"{settings.max_upload_bytes / 1e6:g} MB")
+    data = await upload.read()
+    check_image(data, field, settings.max_upload_bytes, settings.max_pixels)
+    return data
+
+
+def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -> FastAPI:
+    """The application around a started worker.
+
+    Args:
+        settings: limits and folders; worker: started :class:`ModelWorker` around a Predictor;
+        model_info: facts shown by ``/healthz`` (model type, backbone, checkpoint name).
+    Example:
+        >>> worker = ModelWorker(lambda: Predictor("mattingbase", "mobilenetv2"), 32); worker.start()
+        >>> uvicorn.run(create_app(ServeSettings(Path("output/serve")), worker, {}), host="127.0.0.1")
+    """
+    store = ResultStore(settings.storage_dir, settings.keep_results)
+    jobs = JobManager(worker, store, settings)
+    uploads_dir = Path(settings.storage_dir) / "uploads"
+    shutil.rmtree(uploads_dir, ignore_errors=True)  # leftovers of a killed run
+    uploads_dir.mkdir(parents=True)
+    guide = guide_kind(worker.model)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        jobs.shutdown()
+        worker.shutdown()
+
+    app = FastAPI(title="bgmatting", version="1.0", lifespan=lifespan,
+                  description="Background matting of photos with a clean plate (BackgroundMattingV2) or a "
+                              "trimap: single images, batches, history. One model per process; requests queue.")
+    app.add_middleware(BodyLimit, settings=settings)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError):
+        return JSONResponse({"detail": error.detail}, status_code=error.status,
+                            headers={"Retry-After": "2"} if error.status == 503 else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError):
+        return JSONResponse({"detail": _validation_line(error)}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict:
+        """Liveness plus what this server runs and accepts (the page reads it)."""
+        return dict(status="ok", model=dict(model_info, guide=guide, random_weights=settings.random_weights),
+                    queue=dict(pending=worker.pending, max=worker.max_queue),
+                    limits=dict(max_upload_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
+                                max_archive_bytes=settings.max_archive_bytes,
+                                max_batch_files=settings.max_batch_files),
+                    batch_folders=settings.batch_root is not None)
+
+    @app.post("/api/matte", tags=["matting"], response_class=FileResponse, responses={200: PNG})
+    async def matte(src: UploadFile = File(..., description="the photo"),
+                    bgr: Optional[UploadFile] = File(None, description="its clean plate (plate models)"),
+                    trimap: Optional[UploadFile] = File(None, description="its trimap (trimap models)"),
+                    output: Literal["com", "pha", "fgr"] = Form("com", description="com: RGBA cut-out; pha: alpha; "
+                                                                                   "fgr: foreground"),
+                    align: bool = Form(False, description="warp a hand-held plate onto the photo first")):
+        """Matte one photo. The answer is a PNG; headers ``X-Result-Id`` and ``X-Result-Url`` point at all
+        outputs (``/api/results/{id}``), which also appear in ``/api/history``."""
+        given = {"bgr": bgr, "trimap": trimap}
+        other = "trimap" if guide == "bgr" else "bgr"
+        if given[guide] is None:
+            hint = f" (this server's model takes a {guide}, not a {other})" if given[other] is not None else ""
+            raise ApiError(422, f"field '{guide}' is required{hint}")
+        src_bytes = await _read_image(src, "src", settings)
+        guide_bytes = await _read_image(given[guide], guide, settings)
+        future = worker.submit(matte_and_store, store, src_bytes, guide_bytes, settings.max_pixels, align,
+                               dict(name=display_name(src.filename), job=None))
+        result_id = await asyncio.wrap_future(future)
+        return FileResponse(store.path(result_id, output), media_type="image/png",
+                            headers={"X-Result-Id": result_id, "X-Result-Url": f"/api/results/{result_id}"})
+
+    @app.post("/api/batch", tags=["matting"], status_code=202)
+    async def batch(folder: Optional[str] = Form(None, description="a folder relative to the server's batch root"),
+                    archive: Optional[UploadFile] = File(None, description="a zip holding src/ and bgr/ (or trimap/)"),
+                    align: bool = Form(False, description="warp hand-held plates onto the photos first")) -> dict:
+        """Start a batch over a laid-out folder or zip (``src/`` + ``bgr/`` or ``trimap/``, paired by relative
+        name, or one plate for all). Answers the job id; poll ``GET /api/jobs/{id}``."""
+        if (folder is None) == (archive is None):
+            raise ApiError(422, "send exactly one of 'folder' (server-side, under the batch root) or 'archive' (zip)")
+        if folder is not None:
+            if settings.batch_root is None:
+                raise ApiError(403, "server-side folders are disabled (start the server with --batch-root)")
+            root = Path(settings.batch_root).resolve()
+            path = await run_in_threadpool(confine, root, folder)
+            items = await run_in_threadpool(pair_items, path, root, guide, settings.max_batch_files)
+            job = jobs.start(items, f"folder {folder}", align)
+        else:
+            workdir = uploads_dir / uuid.uuid4().hex
+            try:
+                await run_in_threadpool(_unpack, archive, workdir, settings)
+                items = await run_in_threadpool(pair_items, workdir / "files", workdir / "files", guide,
+                                                settings.max_batch_files)
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            job = jobs.start(items, f"archive {display_name(archive.filename)}", align, workdir=workdir)
+        return dict(job_id=job.id, url=f"/api/jobs/{job.id}", total=job.total)
+
+    @app.get("/api/jobs/{job_id}", tags=["matting"])
+    def job_status(job_id: str) -> dict:
+        """Progress of a batch: status, done/total, per-item results and errors, and the zip when done."""
+        return jobs.get(job_id).describe()
+
+    @app.get("/api/jobs/{job_id}/archive", tags=["matting"], response_class=FileResponse,
+             responses={200: {"content": {"application/zip": {}}}})
+    def job_archive(job_id: str):
+        """The RGBA cut-outs of a finished batch as a zip, named like the inputs."""
+        return FileResponse(jobs.archive_path(job_id), media_type="application/zip",
+                            filename=f"cutouts-{job_id[:8]}.zip")
+
+    @app.get("/api/history", tags=["results"])
+    def history(limit: int = Query(20, ge=1, le=200, description="how many of the newest results")) -> dict:
+        """Recent results, newest first, with thumbnail and output links."""
+        return dict(items=store.recent(limit))
+
+    @app.get("/api/results/{result_id}", tags=["results"])
+    def result(result_id: str) -> dict:
+        """Facts and output links of one result."""
+        return store.meta(result_id)
+
+    @app.get("/api/results/{result_id}/{kind}.png", tags=["results"], response_class=FileResponse,
+             responses={200: PNG})
+    def result_file(result_id: str, kind: str, download: bool = False):
+        """One output of a result: src, pha, fgr, com (RGBA cut-out) or thumb."""
+        path = store.path(result_id, kind)
+        return FileResponse(path, media_type="image/png",
+                            filename=f"{kind}-{result_id[:8]}.png" if download else None)
+
+    return app
+
+
+def _unpack(upload: UploadFile, workdir: Path, settings: ServeSettings):
+    """Copy an uploaded zip to ``workdir/archive.zip`` and unpack its images into ``workdir/files``."""
+    workdir.mkdir(parents=True)
+    archive = workdir / "archive.zip"
+    upload.file.seek(0)
+    with open(archive, "wb") as sink:
+        shutil.copyfileobj(upload.file, sink, 1 << 20)
+    if archive.stat().st_size > settings.max_archive_bytes:
+        raise ApiError(413, f"archive: file is larger than {settings.max_archive_bytes / 1e6:g} MB")
+    (workdir / "files").mkdir()
+    extract_archive(archive, workdir / "files", settings.max_archive_bytes, settings.max_batch_files)
+    archive.unlink()

@@ -1,0 +1,133 @@
+"""Batch jobs: items run one by one through the shared model worker, with progress readable at any time.
+
+A job's items go through :class:`~bgmatting.serve.worker.ModelWorker` like single requests do, so single
+requests interleave with a running batch instead of waiting for all of it. One item failing (a corrupt photo,
+a plate of another size) is recorded and the batch goes on. When a job ends, its cut-outs are zipped.
+"""
+import shutil
+import threading
+import time
+import uuid
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bgmatting.data.io import atomic_path
+from bgmatting.serve.errors import ApiError
+from bgmatting.serve.matting import matte_and_store
+from bgmatting.serve.uploads import check_image
+
+MAX_JOBS_KEPT = 100
+
+
+class Job:
+    """Progress and results of one batch (mutated by the runner thread only; read under the manager's lock).
+
+    Attributes:
+        status: ``queued`` → ``running`` → ``done`` (or ``failed`` if the batch as a whole could not run).
+        total, done: item counts; ``results``: ``[{"name", "id"}]``; ``errors``: ``[{"name", "error"}]``.
+    """
+
+    def __init__(self, items, source: str, align: bool, workdir):
+        self.id = uuid.uuid4().hex
+        self.items, self.source, self.align, self.workdir = items, source, align, workdir
+        self.status, self.error = "queued", None
+        self.total, self.done = len(items), 0
+        self.results, self.errors = [], []
+        self.created, self.finished = time.time(), None
+
+    def describe(self) -> dict:
+        """The JSON answer of ``GET /api/jobs/{id}``."""
+        return dict(id=self.id, status=self.status, source=self.source, total=self.total, done=self.done,
+                    progress=self.done / self.total if self.total else 1.0, error=self.error,
+                    results=[dict(r, links={k: f"/api/results/{r['id']}/{k}.png" for k in ("com", "pha", "thumb")})
+                             for r in self.results],
+                    errors=list(self.errors),
+                    archive=f"/api/jobs/{self.id}/archive" if self.status == "done" and self.results else None)
+
+
+class JobManager:
+    """Starts batch jobs (one at a time, in order) and answers their progress.
+
+    Args:
+        worker: the :class:`~bgmatting.serve.worker.ModelWorker`; store: the ResultStore;
+        settings: the :class:`~bgmatting.serve.settings.ServeSettings`.
+    Example:
+        >>> job = manager.start(pair_items(folder, root, "bgr", 1000), source="folder shoot1", align=False)
+        >>> manager.get(job.id).describe()["progress"]
+    """
+
+    def __init__(self, worker, store, settings):
+        self.worker, self.store, self.settings = worker, store, settings
+        self.archives = Path(settings.storage_dir) / "archives"
+        self.archives.mkdir(parents=True, exist_ok=True)
+        self._jobs = {}
+        self._lock = threading.Lock()
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
+
+    def start(self, items, source: str, align: bool, workdir=None) -> Job:
+        """Queue a job over ``items`` (:class:`~bgmatting.serve.batch_inputs.BatchItem`); ``workdir`` is deleted
+        when it ends (an unpacked archive)."""
+        job = Job(items, source, align, workdir)
+        with self._lock:
+            self._jobs[job.id] = job
+            finished = [j for j in self._jobs.values() if j.finished]
+            for old in sorted(finished, key=lambda j: j.finished)[:max(0, len(self._jobs) - MAX_JOBS_KEPT)]:
+                del self._jobs[old.id]
+                Path(self.archive_path(old.id)).unlink(missing_ok=True)
+        self._runner.submit(self._run, job)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        """The job, or ApiError 404."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, f"no batch job {job_id!r}")
+        return job
+
+    def archive_path(self, job_id: str) -> Path:
+        """Where the zip of a finished job's cut-outs is (ApiError 404 before it exists)."""
+        job = self.get(job_id)
+        path = self.archives / f"{job.id}.zip"
+        if job.status != "done" or not path.exists():
+            raise ApiError(404, f"batch job {job_id} has no archive yet (status {job.status})")
+        return path
+
+    def shutdown(self):
+        """Stop after the running item; queued jobs are dropped."""
+        self._runner.shutdown(wait=False, cancel_futures=True)
+
+    def _item(self, job, item):
+        settings = self.settings
+        data = {}
+        for field, path in (("src", item.src), ("guide", item.guide)):
+            data[field] = path.read_bytes()
+            check_image(data[field], f"{item.name}: {field}", settings.max_upload_bytes, settings.max_pixels)
+        return self.worker.submit(matte_and_store, self.store, data["src"], data["guide"], settings.max_pixels,
+                                  job.align, dict(name=item.name, job=job.id), wait=True).result()
+
+    def _run(self, job):
+        job.status = "running"
+        try:
+            for item in job.items:
+                try:
+                    job.results.append(dict(name=item.name, id=self._item(job, item)))
+                except ApiError as error:
+                    job.errors.append(dict(name=item.name, error=error.detail))
+                except OSError as error:
+                    job.errors.append(dict(name=item.name, error=f"cannot read: {error.strerror}"))
+                job.done += 1
+            self._write_archive(job)
+            job.status = "done"
+        except Exception as error:  # the job as a whole, e.g. the disk is full: report it, keep serving
+            job.status, job.error = "failed", f"{type(error).__name__}: {error}"
+        finally:
+            job.finished = time.time()
+            if job.workdir is not None:
+                shutil.rmtree(job.workdir, ignore_errors=True)
+
+    def _write_archive(self, job):
+        with atomic_path(self.archives / f"{job.id}.zip") as tmp, zipfile.ZipFile(tmp, "w") as archive:
+            for result in job.results:
+                archive.write(self.store.path(result["id"], "com"), f"{result['name']}.png")

@@ -1,0 +1,127 @@
+// bgmatting web page: single photo, batch with progress, history. Talks only to this server's /api.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let guide = "bgr";
+
+async function errorText(response) {
+  try { return (await response.json()).detail; } catch (e) { return `${response.status} ${response.statusText}`; }
+}
+
+function showPanel(name) {
+  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.panel === name));
+  document.querySelectorAll(".panel").forEach((p) => { p.hidden = p.id !== name; });
+  if (name === "history") loadHistory();
+}
+
+function card(item, link) {
+  const div = document.createElement("div");
+  div.className = "card";
+  div.innerHTML = `<a href="${link}" target="_blank"><div class="checker"><img alt="thumbnail"></div></a>` +
+    `<div class="name"></div><div class="muted"></div>`;
+  div.querySelector("img").src = item.links.thumb;
+  div.querySelector(".name").textContent = item.name;
+  div.querySelector(".muted").textContent = item.created
+    ? `${new Date(item.created * 1000).toLocaleString()} · ${item.width}×${item.height}` : "";
+  return div;
+}
+
+function loaded(img, url) {
+  return new Promise((resolve, reject) => {
+    img.onload = resolve;
+    img.onerror = () => reject(new Error(`cannot load ${url}`));
+    img.src = url;
+  });
+}
+
+async function matte(event) {
+  event.preventDefault();
+  const status = $("status");
+  const form = new FormData();
+  form.append("src", $("src").files[0]);
+  form.append(guide, $("guide").files[0]);
+  form.append("output", "com");
+  form.append("align", $("align").checked ? "true" : "false");
+  status.className = ""; status.textContent = "Working…"; $("submit").disabled = true;
+  try {
+    const response = await fetch("/api/matte", { method: "POST", body: form });
+    if (!response.ok) throw new Error(await errorText(response));
+    const id = response.headers.get("X-Result-Id");
+    const links = (kind) => `/api/results/${id}/${kind}.png`;
+    await Promise.all([["view-src", "src"], ["view-pha", "pha"], ["view-com", "com"]]
+      .map(([el, kind]) => loaded($(el), links(kind))));
+    $("download").href = links("com") + "?download=true";
+    $("download-pha").href = links("pha") + "?download=true";
+    $("download-fgr").href = links("fgr") + "?download=true";
+    $("result").dataset.resultId = id;
+    $("result").hidden = false;
+    status.textContent = "Done.";
+  } catch (error) {
+    status.className = "error"; status.textContent = `Error: ${error.message}`;
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+async function pollJob(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(await errorText(response));
+  const job = await response.json();
+  $("batch-progress").value = job.progress;
+  $("batch-text").textContent = `${job.done} / ${job.total} (${job.status})` + (job.error ? `: ${job.error}` : "");
+  $("batch-errors").replaceChildren(...job.errors.map((e) => {
+    const li = document.createElement("li"); li.textContent = `${e.name}: ${e.error}`; return li;
+  }));
+  $("batch-results").replaceChildren(...job.results.map((r) => card(r, r.links.com)));
+  if (job.archive) { $("batch-download").href = job.archive; $("batch-download").hidden = false; }
+  if (job.status === "queued" || job.status === "running") setTimeout(() => pollJob(url).catch(batchError), 500);
+}
+
+function batchError(error) {
+  $("batch-text").textContent = `Error: ${error.message}`;
+  $("batch-text").className = "error";
+}
+
+async function startBatch(event) {
+  event.preventDefault();
+  const form = new FormData();
+  if ($("archive").files.length) form.append("archive", $("archive").files[0]);
+  else form.append("folder", $("folder").value);
+  form.append("align", $("batch-align").checked ? "true" : "false");
+  $("batch-job").hidden = false; $("batch-download").hidden = true; $("batch-text").className = "";
+  $("batch-progress").value = 0; $("batch-text").textContent = "Uploading…";
+  try {
+    const response = await fetch("/api/batch", { method: "POST", body: form });
+    if (!response.ok) throw new Error(await errorText(response));
+    await pollJob((await response.json()).url);
+  } catch (error) { batchError(error); }
+}
+
+async function loadHistory() {
+  const response = await fetch("/api/history?limit=50");
+  if (!response.ok) return;
+  const items = (await response.json()).items;
+  $("history-list").replaceChildren(...items.map((item) => card(item, item.links.com)));
+}
+
+async function init() {
+  document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => showPanel(t.dataset.panel)));
+  $("matte-form").addEventListener("submit", matte);
+  $("batch-form").addEventListener("submit", startBatch);
+  $("history-refresh").addEventListener("click", loadHistory);
+  const health = await (await fetch("/healthz")).json();
+  guide = health.model.guide;
+  $("guide-label").textContent = guide === "bgr" ? "Clean plate" : "Trimap";
+  $("batch-guide").textContent = `${guide}/`;
+  $("batch-guide-text").textContent = guide === "bgr" ? "clean plates" : "trimaps";
+  $("align").parentElement.hidden = guide !== "bgr";
+  $("batch-align").parentElement.hidden = guide !== "bgr";
+  $("folder-label").hidden = !health.batch_folders;
+  $("random-warning").hidden = !health.model.random_weights;
+  $("model-info").textContent = `${health.model.model_type} · ${health.model.backbone}`;
+  const millions = (x) => +(x / 1e6).toFixed(2);
+  $("limits").textContent = `Up to ${millions(health.limits.max_upload_bytes)} MB and ` +
+    `${millions(health.limits.max_pixels)} MP per image.`;
+  document.body.dataset.ready = "true";
+}
+
+init();

@@ -1,0 +1,137 @@
+"""Local web app and HTTP API for background matting: one process, the model loaded once, requests queued.
+
+Open http://127.0.0.1:8000 for the page (single photo, batch, history); the API is described at /docs and
+/openapi.json. The server has no authentication, so it binds to 127.0.0.1 unless told otherwise.
+
+Example:
+    python tools/serve.py --model-type mattingrefine --model-backbone resnet50 \\
+        --model-checkpoint pytorch_resnet50.pth --batch-root ~/shoots --port 8000
+
+    # a demo/test server with an UNTRAINED model (its mattes are meaningless):
+    python tools/serve.py --model-type mattingbase --model-backbone mobilenetv2 --allow-random-weights
+"""
+import argparse
+import ipaddress
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES, Predictor  # noqa: E402
+from bgmatting.errors import UserError, cli_main  # noqa: E402
+from bgmatting.serve.settings import MB, ServeSettings  # noqa: E402
+
+RANDOM_WEIGHTS_WARNING = ("WARNING: no --model-checkpoint: serving a RANDOMLY INITIALISED model "
+                          "(--allow-random-weights); its mattes are meaningless")
+
+
+def build_parser():
+    """The argument parser (predict.py's model flags, plus server, storage and limit flags)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__[__doc__.index("Example:"):])
+    model = parser.add_argument_group("model (as predict.py)")
+    model.add_argument("--model-type", default="mattingrefine", choices=sorted(MODEL_KINDS))
+    model.add_argument("--model-backbone", default="resnet50", choices=BGMV2_BACKBONES)
+    model.add_argument("--model-backbone-scale", type=float, default=0.25)
+    model.add_argument("--model-checkpoint", help=".pth (official), .pdparams or .safetensors")
+    model.add_argument("--model-refine-mode", default="sampling", choices=REFINE_MODES)
+    model.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
+    model.add_argument("--model-refine-threshold", type=float, default=0.7)
+    model.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
+    model.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    model.add_argument("--allow-random-weights", action="store_true",
+                       help="serve an untrained model when no checkpoint is given (tests, demos)")
+    model.add_argument("--seed", type=int, default=0, help="initialisation seed of --allow-random-weights")
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only; there is no authentication)")
+    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--storage-dir", default="output/serve", help="results, history and batch zips")
+    server.add_argument("--batch-root", help="the only folder batch jobs may read server-side folders from")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-upload-mb", type=float, default=20.0, help="largest uploaded image")
+    limits.add_argument("--max-megapixels", type=float, default=16.0, help="largest image area")
+    limits.add_argument("--max-queue", type=int, default=32, help="requests queued at once; more get 503")
+    limits.add_argument("--max-archive-mb", type=float, default=500.0, help="largest zip, packed and unpacked")
+    limits.add_argument("--max-batch-files", type=int, default=1000)
+    limits.add_argument("--keep-results", type=int, default=500, help="results kept on disk (oldest deleted)")
+    return parser
+
+
+def settings_from_args(args) -> ServeSettings:
+    """Check the server flags and turn them into :class:`ServeSettings` (UserError naming a bad flag)."""
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be in 1..65535, got {args.port}")
+    positive = dict(max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, max_queue=args.max_queue,
+                    max_archive_mb=args.max_archive_mb, max_batch_files=args.max_batch_files,
+                    keep_results=args.keep_results)
+    for name, value in positive.items():
+        if value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    batch_root = None
+    if args.batch_root is not None:
+        batch_root = Path(args.batch_root).expanduser()
+        if not batch_root.is_dir():
+            raise UserError(f"--batch-root is not a folder: {batch_root}")
+    return ServeSettings(storage_dir=Path(args.storage_dir), batch_root=batch_root,
+                         max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=int(args.max_megapixels * 1e6),
+                         max_queue=args.max_queue, max_archive_bytes=int(args.max_archive_mb * MB),
+                         max_batch_files=args.max_batch_files, keep_results=args.keep_results,
+                         random_weights=args.model_checkpoint is None)
+
+
+def predictor_factory(args):
+    """``() -> Predictor`` for the worker thread; refuses a missing checkpoint unless random weights are allowed."""
+    if args.model_checkpoint is None and not args.allow_random_weights:
+        raise UserError("no --model-checkpoint given; pass one (see README § Weights), or --allow-random-weights "
+                        "for a demo/test server with an untrained model")
+    if args.model_checkpoint is not None and not Path(args.model_checkpoint).is_file():
+        raise UserError(f"--model-checkpoint not found: {args.model_checkpoint}")
+
+    def build():
+        if args.model_checkpoint is None:
+            warnings.filterwarnings("ignore", message="No ccache found")
+            import paddle
+
+            paddle.seed(args.seed)
+        return Predictor.from_args(args)
+    return build
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost / 127.x / ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@cli_main
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    factory = predictor_factory(args)
+    import uvicorn
+
+    from bgmatting.serve.app import create_app
+    from bgmatting.serve.worker import ModelWorker
+
+    if settings.random_weights:
+        print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
+    if not is_loopback(args.host):
+        print(f"WARNING: binding to {args.host}: anyone who can reach this address can use the server "
+              "(there is no authentication)", file=sys.stderr)
+    worker = ModelWorker(factory, settings.max_queue)
+    worker.start()
+    info = dict(model_type=args.model_type, backbone=args.model_backbone,
+                checkpoint=Path(args.model_checkpoint).name if args.model_checkpoint else None)
+    app = create_app(settings, worker, info)
+    print(f"serving on http://{args.host}:{args.port} (API description: /docs)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
