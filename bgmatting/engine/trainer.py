@@ -74,10 +74,11 @@ class Trainer:
             raise UserError(f"config key train.batch_size ({self.train_cfg['batch_size']}) must be divisible by "
                             f"the number of processes ({self.world})")
         self.batch_size = self.train_cfg["batch_size"] // self.world
-        self._seed(self.train_cfg["seed"])
         self.train_samples = MattingSamples.from_config(cfg, "train")
         self.valid_samples = MattingSamples.from_config(cfg, "valid")
 
+        build.model_registry()  # imports paddleseg, which draws random numbers: before seeding
+        self._seed(self.train_cfg["seed"])
         self.model = build.build_model(cfg["model"])
         self.log = self._logger()
         for key in ("pretrained", "init_from"):
@@ -142,6 +143,10 @@ class Trainer:
         return _nchw(src), _nchw(bgr), _nchw(pha), _nchw(fgr)
 
     def _step(self, src, bgr, pha, fgr):
+        # ASPP has dropout: its masks come from Paddle's generator, re-seeded per (seed, iteration, rank)
+        # so that a resumed run draws the same masks as an uninterrupted one.
+        paddle.seed(int(np.random.SeedSequence([self.train_cfg["seed"], 5, self.iteration, self.rank])
+                        .generate_state(1)[0]))
         with paddle.amp.auto_cast(enable=self.amp):
             outputs = self.network(src, bgr)
             total, terms = compute_loss(outputs, pha, fgr, self.cfg["loss"])
