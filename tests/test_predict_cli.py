@@ -168,8 +168,12 @@ def test_grey_rgba_and_16bit_inputs_are_converted(checkpoint, tmp_path, kind):
              "rgba": rng.integers(0, 256, (*SIZE, 4), dtype=np.uint8),
              "16bit": rng.integers(0, 65536, (*SIZE, 3), dtype=np.uint16)}[kind]
     cv2.imwrite(str(tmp_path / "src.png"), image)  # OpenCV order: BGR(A)
-    expected = {"grey": np.repeat(image[:, :, None], 3, axis=2), "rgba": image[:, :, 2::-1],
-                "16bit": np.round(image[:, :, ::-1] / 257.0).astype(np.uint8)}[kind]
+    if kind == "grey":
+        expected = np.repeat(image[:, :, None], 3, axis=2)
+    elif kind == "rgba":
+        expected = image[:, :, 2::-1]
+    else:
+        expected = np.round(image[:, :, ::-1] / 257.0).astype(np.uint8)
     np.testing.assert_array_equal(read_image(tmp_path / "src.png"), expected)
     assert _convert_and_predict(checkpoint, tmp_path, tmp_path / "src.png", SIZE).shape == SIZE
 
