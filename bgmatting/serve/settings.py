@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-MB = 1024 * 1024
+MB = 1_000_000  # decimal, as the limits are printed
 
 
 @dataclass(frozen=True)
