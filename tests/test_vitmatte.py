@@ -9,10 +9,11 @@ import safetensors.torch
 import torch
 from transformers import VitMatteImageProcessor
 
+from bgmatting.config import load_config
 from bgmatting.convert import load_state_arrays
 from bgmatting.convert.vitmatte import convert_vitmatte, infer_vitmatte_config, is_vitmatte_checkpoint
 from bgmatting.errors import UserError
-from bgmatting.models.vitmatte import ViTMatte
+from bgmatting.models.vitmatte import MODEL_DEFAULTS, ViTMatte, build_vitmatte
 from bgmatting.models.vitmatte_processing import postprocess, predict_alpha, preprocess
 from tests.vitmatte_reference import BASE_SHALLOW, SMALL, TINY, build_reference, hf_state_arrays, reference_alpha
 
@@ -221,3 +222,35 @@ def test_predict_alpha_returns_input_size_in_unit_range():
     assert alpha.shape == (45, 61) and alpha.min() >= 0.0 and alpha.max() <= 1.0
     expected = reference_alpha(reference, preprocess(image, trimap)[0])[0, 0, :45, :61]
     assert np.abs(alpha - expected).max() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "name,embed_dim,chunk,tile",
+    [("vitmatte_s", 384, None, None), ("vitmatte_b", 768, None, None), ("vitmatte_s_4k", 384, 1024, 512),
+     ("vitmatte_b_4k", 768, 1024, 512)],
+)
+def test_configs_build_the_presets(name, embed_dim, chunk, tile):
+    config = load_config(f"configs/vitmatte/{name}.yaml", None, {"model": MODEL_DEFAULTS})
+    with paddle.LazyGuard():
+        model = build_vitmatte(config["model"])
+    assert model.backbone.pos_embed.shape == [1, 197, embed_dim]
+    assert len(model.backbone.blocks) == 12 and model.backbone.blocks[2].residual is not None
+    assert [b.window_size for b in model.backbone.blocks] == [14, 14, 0] * 4
+    assert model.backbone.blocks[0].attn.chunk_size == chunk and model.decoder_tile_size == tile
+
+
+def test_config_rejects_misspelt_option():
+    with pytest.raises(UserError, match="attention_chunk"):
+        load_config("configs/vitmatte/vitmatte_s.yaml", ["model.attention_chunk=64"], {"model": MODEL_DEFAULTS})
+    with pytest.raises(ValueError, match="not ViTMatte"):
+        build_vitmatte(dict(MODEL_DEFAULTS, type="MattingBase"))
+
+
+def test_converted_pdparams_reloads_unchanged(tmp_path):
+    from bgmatting.convert import save_state
+
+    state, _ = convert_vitmatte(hf_state_arrays(build_reference(TINY)))
+    save_state(state, tmp_path / "vitmatte.pdparams")
+    again, info = convert_vitmatte(load_state_arrays(tmp_path / "vitmatte.pdparams"))
+    assert again.keys() == state.keys() and info["model_type"] == "vitmatte"
+    assert all(np.array_equal(again[k], state[k]) for k in state)

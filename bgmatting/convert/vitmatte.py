@@ -9,7 +9,8 @@ Two layouts are accepted:
 Then BatchNorm buffers are renamed for Paddle (``running_mean → _mean``, ``running_var → _variance``,
 ``num_batches_tracked`` dropped) and the weights of ``nn.Linear`` layers — found by module type in the model built
 from the checkpoint's own shapes — are transposed ([out, in] → [in, out]). ``rel_pos_h/w`` are 2-D but not Linear
-weights and stay as they are. Missing or unexpected keys and shape mismatches are refused.
+weights and stay as they are. Missing or unexpected keys and shape mismatches are refused. Our own ``.pdparams``
+(recognised by Paddle's BatchNorm names ``_mean``/``_variance``) pass through unchanged, so converting is idempotent.
 """
 import math
 import re
@@ -134,8 +135,8 @@ def convert_vitmatte(arrays: dict):
     """Convert an official or Hugging Face ViTMatte state dict to our Paddle names and layouts.
 
     Args:
-        arrays: ``{name: np.ndarray}`` as read by :func:`bgmatting.convert.checkpoint_io.load_state_arrays`
-            (PyTorch layouts: Linear weights [out, in]).
+        arrays: ``{name: np.ndarray}`` as read by :func:`bgmatting.convert.checkpoint_io.load_state_arrays`:
+            official/HF PyTorch layouts (Linear weights [out, in]) or one of our converted ``.pdparams``.
     Returns:
         (state, info): ``state`` = ``{paddle_name: float32 array}`` for ``ViTMatte(**infer_vitmatte_config(state))
         .set_state_dict``; ``info`` = dict(model_type='vitmatte', size='small'|'base', tensors=N, parameters=N).
@@ -149,11 +150,12 @@ def convert_vitmatte(arrays: dict):
     if not is_vitmatte_checkpoint(arrays):
         raise UserError("not a ViTMatte checkpoint: no 'backbone.patch_embed.proj.weight' or "
                         "'backbone.embeddings.projection.weight' key")
+    paddle_layout = any(k.endswith(("._mean", "._variance")) for k in arrays)  # one of our own .pdparams
     state = rename_torch_keys(to_official_names(arrays))
     config = infer_vitmatte_config(state)
     with paddle.LazyGuard():
         model = ViTMatte(**config)
-    for name in linear_weight_names(model) & set(state):
+    for name in set() if paddle_layout else linear_weight_names(model) & set(state):
         if state[name].ndim != 2:
             raise UserError(f"Linear weight '{name}' has shape {list(state[name].shape)}, expected 2-D")
         state[name] = np.ascontiguousarray(state[name].T)

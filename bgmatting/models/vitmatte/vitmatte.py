@@ -119,3 +119,30 @@ class ViTMatte(nn.Layer):
         if self.decoder_tile_size and not self.training:
             return decode_tiled(self.decoder, features, pixel_values, self.decoder_tile_size, self.decoder_tile_overlap)
         return self.decoder(features, pixel_values)
+
+
+#: Schema of defaults for a ViTMatte config's ``model`` section (see :mod:`bgmatting.config`); the keys other
+#: than ``type`` are :class:`ViTMatte` arguments.
+MODEL_DEFAULTS = {
+    "type": "ViTMatte",
+    "size": "small",
+    "backbone": {"*": None},
+    "convstream_out": [48, 96, 192],
+    "fusion_out": [256, 128, 64, 32],
+    "attention_chunk_size": None,
+    "decoder_tile_size": None,
+    "decoder_tile_overlap": 64,
+}
+
+
+def build_vitmatte(model_config: dict) -> ViTMatte:
+    """Build :class:`ViTMatte` from a config's ``model`` section (keys of :data:`MODEL_DEFAULTS`).
+
+    Raises:
+        ValueError: ``type`` is not ViTMatte or ``size`` is unknown.
+    """
+    options = dict(model_config)
+    kind = options.pop("type", "ViTMatte")
+    if kind != "ViTMatte":
+        raise ValueError(f"model type '{kind}' is not ViTMatte")
+    return ViTMatte(**options)
