@@ -175,6 +175,19 @@ def test_bad_inputs_get_a_clear_4xx(client, case):
     assert words in answer.json()["detail"]
 
 
+def test_a_streamed_body_is_cut_off_at_the_limit(client):
+    """Chunked upload, no Content-Length: the limit is enforced while the body streams."""
+    def body():
+        yield (b'--xyz\r\nContent-Disposition: form-data; name="src"; filename="a.png"\r\n'
+               b"Content-Type: image/png\r\n\r\n")
+        for _ in range(100):  # 6.5 MB in all, against a 1.3 MB request limit
+            yield b"x" * 65536
+
+    answer = client.post("/api/matte", content=body(), headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert answer.status_code == 413 and "request body is larger" in answer.json()["detail"]
+    assert client.get("/healthz").status_code == 200
+
+
 def wait_for_job(client, url, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

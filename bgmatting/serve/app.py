@@ -31,7 +31,11 @@ PNG = {"content": {"image/png": {}}, "description": "the requested output as a P
 
 class BodyLimit:
     """ASGI middleware: answer 413 as soon as a request body exceeds ``settings.request_body_limit(path)``,
-    from its Content-Length or while it streams, before the multipart parser buffers it."""
+    from its Content-Length or while it streams (chunked), before the multipart parser buffers it.
+
+    While streaming, the body is cut off by an exception in ``receive``; whatever answer the app then makes of
+    that (FastAPI: a 400 "error parsing the body") is replaced by the 413.
+    """
 
     def __init__(self, app, settings: ServeSettings):
         self.app, self.settings = app, settings
@@ -40,24 +44,34 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = self.settings.request_body_limit(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
         too_large = JSONResponse({"detail": f"request body is larger than {limit / 1e6:g} MB"}, status_code=413)
+        declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await too_large(scope, receive, send)
-        received = 0
+        state = dict(received=0, exceeded=False, answered=False)
 
         async def counting_receive():
-            nonlocal received
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise ApiError(413, f"request body is larger than {limit / 1e6:g} MB")
+            state["received"] += len(message.get("body", b""))
+            if state["received"] > limit:
+                state["exceeded"] = True
+                raise ApiError(413, "request body too large")
             return message
 
+        async def guarded_send(message):
+            if not state["exceeded"]:
+                return await send(message)
+            if message["type"] == "http.response.start" and not state["answered"]:
+                state["answered"] = True
+                await too_large(scope, receive, send)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except ApiError as error:
-            await JSONResponse({"detail": error.detail}, status_code=error.status)(scope, receive, send)
+            await self.app(scope, counting_receive, guarded_send)
+        except ApiError:
+            if not state["exceeded"]:
+                raise
+            if not state["answered"]:
+                await too_large(scope, receive, send)
 
 
 def _validation_line(error: RequestValidationError) -> str:
