@@ -175,6 +175,16 @@ def test_bad_inputs_get_a_clear_4xx(client, case):
     assert words in answer.json()["detail"]
 
 
+def test_align_accepts_a_plate_of_another_size(client):
+    src, _ = pair(20, 30, seed=6)
+    plate = pair(24, 36, seed=7)[1]
+    assert post_matte(client, src, plate).status_code == 422
+    answer = post_matte(client, src, plate, align="true")
+    assert answer.status_code == 200, answer.text
+    assert decode(answer.content).shape == (20, 30, 4)
+    assert client.get(f"/api/results/{answer.headers['x-result-id']}").json()["align"] is True
+
+
 def test_a_streamed_body_is_cut_off_at_the_limit(client):
     """Chunked upload, no Content-Length: the limit is enforced while the body streams."""
     def body():

@@ -5,12 +5,14 @@ import threading
 import time
 import zipfile
 
+import cv2
 import numpy as np
 import pytest
 
 from bgmatting.serve.batch_inputs import confine, extract_archive
 from bgmatting.serve.errors import ApiError
-from bgmatting.serve.storage import cutout_rgba, display_name, thumbnail
+from bgmatting.serve.matting import matte_and_store
+from bgmatting.serve.storage import ResultStore, cutout_rgba, display_name, thumbnail
 from bgmatting.serve.worker import ModelWorker
 
 
@@ -118,3 +120,33 @@ def test_cutout_and_thumbnail():
     assert np.all(rgba[:, :3, :3] == 0) and np.all(rgba[:, 3:, :3] == 0.5) and np.all(rgba[:, 3:, 3] == 0.25)
     small = thumbnail(np.zeros((400, 200, 4), np.float32), size=160)
     assert small.shape == (160, 80, 4) and small.dtype == np.uint8
+
+
+class _TrimapModel:
+    """Stands in for a trimap Predictor: alpha = trimap / 255, foreground = the photo."""
+
+    class kind:
+        guide = "trimap"
+
+    def __call__(self, src, trimap):
+        return {"pha": trimap.astype(np.float32) / 255, "fgr": src.astype(np.float32) / 255}
+
+
+def _png(image):
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_trimap_models_get_a_grey_trimap_and_the_same_checks(tmp_path):
+    store = ResultStore(tmp_path, keep=1)
+    photo = np.full((6, 8, 3), 200, np.uint8)
+    trimap = np.zeros((6, 8, 3), np.uint8)  # stored as colour: must arrive as one grey channel
+    trimap[:, 4:] = 255
+    trimap[:, 3] = 128
+    first = matte_and_store(_TrimapModel(), store, _png(photo), _png(trimap), 1000, False, {"name": "p"})
+    alpha = cv2.imread(str(store.path(first, "pha")), cv2.IMREAD_UNCHANGED)
+    assert alpha.shape == (6, 8) and list(alpha[0]) == [0, 0, 0, 128, 255, 255, 255, 255]
+    with pytest.raises(ApiError) as refused:
+        matte_and_store(_TrimapModel(), store, _png(photo), _png(trimap[:5]), 1000, False, {"name": "p"})
+    assert refused.value.status == 422 and "trimap is 8x5" in refused.value.detail
+    second = matte_and_store(_TrimapModel(), store, _png(photo), _png(trimap), 1000, False, {"name": "q"})
+    assert [item["id"] for item in store.recent(10)] == [second]  # keep=1: the oldest was deleted
