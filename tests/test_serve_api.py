@@ -245,6 +245,18 @@ def test_batch_pairs_plates_by_name_and_reports_missing_ones(client, server):
     assert answer.status_code == 422 and "src/z has no matching bgr/z.*" in answer.json()["detail"]
 
 
+def test_batch_items_over_the_limits_are_reported_and_skipped(client, server):
+    big = server.root / "big"
+    write_png(big / "bgr" / "plate.png", pair(10, 10, seed=1)[1])
+    write_png(big / "src" / "fine.png", pair(10, 10, seed=2)[0])
+    (big / "src" / "huge.png").write_bytes(os.urandom(int(MAX_UPLOAD_MB * 1e6) + 10))
+    write_png(big / "src" / "wide.png", np.zeros((150, 150, 3), np.uint8))
+    job = wait_for_job(client, client.post("/api/batch", data={"folder": "big"}).json()["url"])
+    assert [r["name"] for r in job["results"]] == ["fine"]
+    errors = {e["name"]: e["error"] for e in job["errors"]}
+    assert "src: file is" in errors["huge"] and "the limit is 0.02 MP" in errors["wide"]
+
+
 def test_batch_folders_cannot_escape_the_root(client, server, tmp_path):
     outside = server.workdir / "outside"
     write_png(outside / "src" / "secret.png", pair(8, 8, seed=0)[0])

@@ -4,7 +4,6 @@ show a refusal, run a zip batch to 100 %, see history. Saves test_artifacts/web_
 import io
 import time
 import zipfile
-from pathlib import Path
 
 import cv2
 import httpx
@@ -122,8 +121,7 @@ def test_single_photo_batch_and_history_in_the_browser(server, browser, tmp_path
     with zipfile.ZipFile(archive_path, "w") as archive:
         for index in (1, 2):
             for name, image in zip(("src", "bgr"), photo_and_plate(index)):
-                encoded = io.BytesIO(cv2.imencode(".png", image[:, :, ::-1])[1].tobytes())
-                archive.writestr(f"{name}/shot{index}.png", encoded.getvalue())
+                archive.writestr(f"{name}/shot{index}.png", cv2.imencode(".png", image[:, :, ::-1])[1].tobytes())
     browser.find_element(By.ID, "tab-batch").click()
     browser.find_element(By.ID, "archive").send_keys(str(archive_path))
     browser.find_element(By.ID, "batch-submit").click()

@@ -22,7 +22,7 @@ from bgmatting.serve.jobs import JobManager
 from bgmatting.serve.matting import guide_kind, matte_and_store
 from bgmatting.serve.settings import ServeSettings
 from bgmatting.serve.storage import ResultStore, display_name
-from bgmatting.serve.uploads import check_image
+from bgmatting.serve.uploads import check_byte_size, check_image
 from bgmatting.serve.worker import ModelWorker
 
 STATIC = Path(__file__).parent / "static"
@@ -81,9 +81,8 @@ def _validation_line(error: RequestValidationError) -> str:
 
 
 async def _read_image(upload: UploadFile, field: str, settings: ServeSettings) -> bytes:
-    if upload.size is not None and upload.size > settings.max_upload_bytes:
-        raise ApiError(413, f"{field}: file is {upload.size / 1e6:.2f} MB; the limit is "
-                            f"{settings.max_upload_bytes / 1e6:g} MB")
+    if upload.size is not None:
+        check_byte_size(upload.size, field, settings.max_upload_bytes)
     data = await upload.read()
     check_image(data, field, settings.max_upload_bytes, settings.max_pixels)
     return data

@@ -15,7 +15,7 @@ from pathlib import Path
 from bgmatting.data.io import atomic_path
 from bgmatting.serve.errors import ApiError
 from bgmatting.serve.matting import matte_and_store
-from bgmatting.serve.uploads import check_image
+from bgmatting.serve.uploads import check_byte_size, check_image
 
 MAX_JOBS_KEPT = 100
 
@@ -102,8 +102,9 @@ class JobManager:
         settings = self.settings
         data = {}
         for field, path in (("src", item.src), ("guide", item.guide)):
+            check_byte_size(path.stat().st_size, field, settings.max_upload_bytes)  # before reading it
             data[field] = path.read_bytes()
-            check_image(data[field], f"{item.name}: {field}", settings.max_upload_bytes, settings.max_pixels)
+            check_image(data[field], field, settings.max_upload_bytes, settings.max_pixels)
         return self.worker.submit(matte_and_store, self.store, data["src"], data["guide"], settings.max_pixels,
                                   job.align, dict(name=item.name, job=job.id), wait=True).result()
 

@@ -32,14 +32,19 @@ def _open(data: bytes, field: str, max_pixels: int):
     return image
 
 
+def check_byte_size(size: int, field: str, max_bytes: int) -> None:
+    """ApiError 413 when a file of ``size`` bytes is over ``max_bytes`` (checked before reading it when possible)."""
+    if size > max_bytes:
+        raise ApiError(413, f"{field}: file is {size / 1e6:.2f} MB; the limit is {max_bytes / 1e6:g} MB")
+
+
 def check_image(data: bytes, field: str, max_bytes: int, max_pixels: int) -> tuple:
     """Refuse bytes that are too many, not an image, or too many pixels; return ``(width, height)``.
 
     Raises:
         ApiError: 413 (bytes or pixels over the limit) or 415 (not one of the accepted formats).
     """
-    if len(data) > max_bytes:
-        raise ApiError(413, f"{field}: file is {len(data) / 1e6:.2f} MB; the limit is {max_bytes / 1e6:g} MB")
+    check_byte_size(len(data), field, max_bytes)
     if not data:
         raise ApiError(415, f"{field}: empty file, not an image")
     return _open(data, field, max_pixels).size
