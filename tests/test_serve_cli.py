@@ -91,6 +91,7 @@ def test_refuses_to_serve_random_weights_without_the_flag(capsys, tmp_path):
     (["--max-upload-mb", "0", "--allow-random-weights"], "--max-upload-mb"),
     (["--max-queue", "-1", "--allow-random-weights"], "--max-queue"),
     (["--batch-root", "/nonexistent/shoots", "--allow-random-weights"], "/nonexistent/shoots"),
+    (["--keep-results", "4", "--max-queue", "8", "--allow-random-weights"], "--keep-results"),
 ])
 def test_bad_flags_give_one_line_naming_them(flags, named, capsys, tmp_path):
     code, lines = run_cli(["--storage-dir", str(tmp_path), *flags], capsys)

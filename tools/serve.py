@@ -69,6 +69,8 @@ def settings_from_args(args) -> ServeSettings:
     for name, value in positive.items():
         if value <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.keep_results < args.max_queue:  # a queued answer must not be deleted before it is sent
+        raise UserError(f"--keep-results ({args.keep_results}) must be at least --max-queue ({args.max_queue})")
     batch_root = None
     if args.batch_root is not None:
         batch_root = Path(args.batch_root).expanduser()

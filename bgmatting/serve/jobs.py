@@ -21,7 +21,7 @@ MAX_JOBS_KEPT = 100
 
 
 class Job:
-    """Progress and results of one batch (mutated by the runner thread only; read under the manager's lock).
+    """Progress and results of one batch (mutated by the batch thread only; readers take a snapshot).
 
     Attributes:
         status: ``queued`` → ``running`` → ``done`` (or ``failed`` if the batch as a whole could not run).
