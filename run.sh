@@ -46,7 +46,8 @@ PY() { "$VENV/bin/python" "$@"; }
 cmd="${1:-help}"; shift || true
 case "$cmd" in
   setup) setup ;;
-  test) ensure; ensure_browser; PY -m pytest -q "$@" ;;
+  test) ensure; ensure_browser || echo "run.sh: could not install chromium; tests/test_web_ui.py will fail" >&2
+        PY -m pytest -q "$@" ;;
   serve) ensure; PY tools/serve.py "$@" ;;
   help|-h|--help) sed -n '2,6p' "$0" ;;
   *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
