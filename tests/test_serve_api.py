@@ -83,7 +83,7 @@ def test_page_is_served(client):
 
 def test_matte_answers_the_models_own_cutout(client):
     """The served alpha equals an in-process Predictor with the same seed (so decoding, the worker and the
-    PNG encoding lose nothing but the final rounding), and com = fgr·[α>0] with α in the 4th channel."""
+    PNG encoding lose nothing but the final rounding), and com = fgr·[8-bit α > 0] with α in the 4th channel."""
     import paddle
 
     from bgmatting.engine.predictor import Predictor
@@ -99,7 +99,7 @@ def test_matte_answers_the_models_own_cutout(client):
     expected_alpha = np.round(reference["pha"] * 255)
     assert np.abs(com[:, :, 3].astype(int) - expected_alpha).max() <= 1
     assert expected_alpha.std() > 0  # a real, varying matte, not a constant
-    expected_rgb = np.round(reference["fgr"] * 255) * (reference["pha"][:, :, None] > 0)
+    expected_rgb = np.round(reference["fgr"] * 255) * (expected_alpha[:, :, None] > 0)
     assert np.abs(com[:, :, :3].astype(int) - expected_rgb).max() <= 1
 
     result_id = response.headers["x-result-id"]

@@ -115,6 +115,7 @@ def test_cutout_and_thumbnail():
     fgr = np.full((4, 6, 3), 0.5, np.float32)
     pha = np.zeros((4, 6), np.float32)
     pha[:, 3:] = 0.25
+    pha[:, 2] = 0.4 / 255  # rounds to 0 in the PNG: no colour either
     rgba = cutout_rgba(fgr, pha)
     assert rgba.shape == (4, 6, 4)
     assert np.all(rgba[:, :3, :3] == 0) and np.all(rgba[:, 3:, :3] == 0.5) and np.all(rgba[:, 3:, 3] == 0.25)

@@ -25,14 +25,16 @@ _ID = re.compile(r"[0-9a-f]{32}")
 
 
 def cutout_rgba(fgr: np.ndarray, pha: np.ndarray) -> np.ndarray:
-    """The official ``com`` output: foreground where alpha > 0, alpha in the 4th channel.
+    """The official ``com`` output: foreground where alpha > 0 (judged at the PNG's 8-bit precision, as
+    predict.py does), alpha in the 4th channel.
 
     Args:
         fgr: float (H, W, 3) in [0, 1]; pha: float (H, W) in [0, 1].
     Returns:
         float32 (H, W, 4) RGBA in [0, 1].
     """
-    return np.concatenate([fgr * (pha[:, :, None] > 0), pha[:, :, None]], axis=2).astype(np.float32)
+    visible = pha[:, :, None] >= 0.5 / 255.0
+    return np.concatenate([fgr * visible, pha[:, :, None]], axis=2).astype(np.float32)
 
 
 def thumbnail(image: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
