@@ -30,8 +30,8 @@ from bgmatting.errors import cli_main  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML config (configs/...)")
-    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="config overrides, e.g. train.iters=100 model.backbone=mobilenetv2")
+    parser.add_argument("--opts", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. train.iters=100 model.backbone=mobilenetv2 (repeatable)")
     parser.add_argument("--save-dir", default="output", help="checkpoints and logs (default: output)")
     parser.add_argument("--resume-model", default=None, help="checkpoint folder to resume from")
     parser.add_argument("--pretrained", default=None,

@@ -106,6 +106,8 @@ def load_matched_weights(model, path, what: str) -> int:
     if not matched:
         raise UserError(f"{what}: no tensor of {path} matches the model (first keys: "
                         f"{', '.join(sorted(arrays)[:3])})")
-    model.set_state_dict({k: np.asarray(v, dtype=np.float32) if v.dtype != np.int64 else v
-                          for k, v in matched.items()})
+    # a complete dict (own values where nothing matched) keeps Paddle from warning about every missing key
+    full = {k: v.numpy() for k, v in own.items()}
+    full.update({k: np.asarray(v, dtype=full[k].dtype) for k, v in matched.items()})
+    model.set_state_dict(full)
     return len(matched)
