@@ -13,7 +13,7 @@ from bgmatting.data.io import read_alpha, read_image, read_rgba, write_image
 from bgmatting.data.synthetic import make_clean_plate_pairs
 from bgmatting.data.video import VideoSource, VideoWriter
 from bgmatting.models import MattingRefine
-from tools.predict import main
+from tools.predict import TargetBackground, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (61, 83)  # (H, W), not multiples of 4
@@ -195,3 +195,18 @@ def test_root_shim_runs_as_a_script(checkpoint, pairs, tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out/pha/0002.png").is_file()
+
+
+def test_target_video_is_looped(video):
+    target = TargetBackground(str(video / "clip.mp4"))
+    frames = [target.next((24, 32)) for _ in range(13)]
+    assert frames[0].shape == (24, 32, 3) and frames[0].dtype == np.float32
+    np.testing.assert_array_equal(frames[12], frames[0])  # 12 frames, then from the start again
+    assert np.abs(frames[6] - frames[0]).max() > 0.05  # another frame: the square moved
+
+
+def test_empty_existing_output_dir_is_used(checkpoint, pairs, tmp_path):
+    (tmp_path / "out").mkdir()
+    predict(checkpoint, "--src", pairs / "src/0000.png", "--bgr", pairs / "bgr/0000.png", "--output-dir",
+            tmp_path / "out", "--output-types", "pha")
+    assert (tmp_path / "out/pha/0000.png").is_file()

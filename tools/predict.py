@@ -116,6 +116,8 @@ def prepare_output_dir(path: Path, overwrite: bool) -> None:
         return
     if not path.is_dir():
         raise UserError(f"--output-dir exists and is not a directory: {path}")
+    if not any(path.iterdir()):
+        return  # nothing to overwrite
     ours = set(OUTPUT_TYPES) | {f"{t}.mp4" for t in OUTPUT_TYPES} | {PLATE_FILE}
     foreign = sorted(p.name for p in path.iterdir() if p.name not in ours)
     if foreign:
