@@ -67,7 +67,8 @@ def _resize(image, scale):
 
 
 def _to_small(full_shape, small_shape):
-    """Affine (3, 3) from full- to reduced-resolution pixel coordinates (pixel centres at integer + 0.5)."""
+    """Affine (3, 3) from full- to reduced-resolution pixel coordinates, as cv2.resize maps them
+    (pixel centres at integers: x → (x + 0.5)·s − 0.5)."""
     sy, sx = small_shape[0] / full_shape[0], small_shape[1] / full_shape[1]
     return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
@@ -78,7 +79,7 @@ def _plausible(homography):
         return False
     homography = homography / homography[2, 2]
     determinant = np.linalg.det(homography[:2, :2])
-    return 0.5 < determinant < 2.0 and np.abs(homography[2, :2]).max() < 1e-2
+    return 0.5 < determinant < 2.0 and np.abs(homography[2, :2]).max() < 1e-3
 
 
 def warp_plate(src: np.ndarray, bgr: np.ndarray, homography: np.ndarray):
