@@ -15,7 +15,7 @@ from bgmatting.convert.vitmatte import convert_vitmatte, infer_vitmatte_config, 
 from bgmatting.errors import UserError
 from bgmatting.models.vitmatte import MODEL_DEFAULTS, ViTMatte, build_vitmatte
 from bgmatting.models.vitmatte_processing import postprocess, predict_alpha, preprocess
-from tests.vitmatte_reference import BASE_SHALLOW, SMALL, TINY, build_reference, hf_state_arrays, reference_alpha
+from tests.vitmatte_reference import SPECS, hf_state_arrays, reference_alpha, shared_reference
 
 # Official (hustvl/ViTMatte, detectron2) names from HF names, written from the published mapping table of the HF
 # port (see shared/reference/anchors.md §6.2), independently of bgmatting.convert.vitmatte.
@@ -61,9 +61,9 @@ def run_paddle(model, pixel_values):
         return model(paddle.to_tensor(pixel_values)).numpy()
 
 
-@pytest.mark.parametrize("spec", [TINY, SMALL, BASE_SHALLOW], ids=["tiny", "vitmatte-s", "base-3-blocks"])
-def test_parity_with_hf_at_size_needing_padding(spec):
-    reference = build_reference(spec)
+@pytest.mark.parametrize("name", list(SPECS))
+def test_parity_with_hf_at_size_needing_padding(name):
+    reference = shared_reference(name)
     image, trimap = sample(70, 100)  # padded to 96 x 128: 6 x 8 tokens, windows padded, rel tables resized
     pixel_values, size = preprocess(image, trimap)
     assert pixel_values.shape == (1, 4, 96, 128)
@@ -78,7 +78,7 @@ def test_parity_with_hf_at_size_needing_padding(spec):
 
 
 def test_parity_tolerance_catches_a_small_weight_error():
-    reference = build_reference(TINY)
+    reference = shared_reference("tiny")
     pixel_values, _ = preprocess(*sample(70, 100))
     expected = reference_alpha(reference, pixel_values)
     state, _ = convert_vitmatte(hf_state_arrays(reference))
@@ -88,7 +88,7 @@ def test_parity_tolerance_catches_a_small_weight_error():
 
 
 def test_vitmatte_s_preset_matches_official_architecture():
-    reference = build_reference(SMALL)
+    reference = shared_reference("vitmatte-s")
     state, info = convert_vitmatte(hf_state_arrays(reference))
     config = infer_vitmatte_config(state)
     assert info["size"] == "small" and config["backbone"]["num_heads"] == 6
@@ -102,7 +102,7 @@ def test_vitmatte_s_preset_matches_official_architecture():
 
 
 def test_official_pth_and_hf_safetensors_files_give_the_same_model(tmp_path):
-    reference = build_reference(TINY, seed=1)
+    reference = shared_reference("tiny", seed=1)
     hf_state = {k: v.clone() for k, v in reference.state_dict().items()}
     safetensors.torch.save_file(hf_state, str(tmp_path / "model.safetensors"))
     official = {k: torch.from_numpy(v) for k, v in official_layout(hf_state_arrays(reference)).items()}
@@ -119,7 +119,7 @@ def test_official_pth_and_hf_safetensors_files_give_the_same_model(tmp_path):
 
 
 def test_linear_weights_transposed_rel_pos_tables_not():
-    reference = build_reference(TINY)
+    reference = shared_reference("tiny")
     hf = hf_state_arrays(reference)
     state, _ = convert_vitmatte(hf)
     qkv = hf["backbone.encoder.layer.1.attention.qkv.weight"]  # torch [out, in] = [192, 64]
@@ -138,7 +138,7 @@ def test_linear_weights_transposed_rel_pos_tables_not():
 
 @pytest.fixture(scope="module")
 def tiny_hf_state():
-    return hf_state_arrays(build_reference(TINY))
+    return hf_state_arrays(shared_reference("tiny"))
 
 
 def test_converter_refuses_missing_key(tiny_hf_state):
@@ -207,7 +207,7 @@ def test_preprocess_rejects_bad_input(image, trimap, message):
 
 
 def test_model_rejects_unpadded_input():
-    model = ViTMatte(**infer_vitmatte_config(convert_vitmatte(hf_state_arrays(build_reference(TINY)))[0]))
+    model = ViTMatte(**infer_vitmatte_config(convert_vitmatte(hf_state_arrays(shared_reference("tiny")))[0]))
     with pytest.raises(ValueError, match="multiples of 16"):
         model(paddle.zeros([1, 4, 70, 100]))
     with pytest.raises(ValueError, match=r"\(B, 4, H, W\)"):
@@ -215,7 +215,7 @@ def test_model_rejects_unpadded_input():
 
 
 def test_predict_alpha_returns_input_size_in_unit_range():
-    reference = build_reference(TINY, seed=3)
+    reference = shared_reference("tiny", seed=3)
     model = paddle_model(convert_vitmatte(hf_state_arrays(reference))[0])
     image, trimap = sample(45, 61, seed=4)
     alpha = predict_alpha(model, image, trimap)
@@ -249,7 +249,7 @@ def test_config_rejects_misspelt_option():
 def test_converted_pdparams_reloads_unchanged(tmp_path):
     from bgmatting.convert import save_state
 
-    state, _ = convert_vitmatte(hf_state_arrays(build_reference(TINY)))
+    state, _ = convert_vitmatte(hf_state_arrays(shared_reference("tiny")))
     save_state(state, tmp_path / "vitmatte.pdparams")
     again, info = convert_vitmatte(load_state_arrays(tmp_path / "vitmatte.pdparams"))
     assert again.keys() == state.keys() and info["model_type"] == "vitmatte"

@@ -9,12 +9,12 @@ from bgmatting.models.vitmatte.profile import measure_vitmatte
 from bgmatting.models.vitmatte.tiling import decode_tiled
 from bgmatting.models.vitmatte_processing import preprocess
 from tests.test_vitmatte import paddle_model, run_paddle, sample
-from tests.vitmatte_reference import TINY, build_reference, hf_state_arrays
+from tests.vitmatte_reference import hf_state_arrays, shared_reference
 
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    return paddle_model(convert_vitmatte(hf_state_arrays(build_reference(TINY)))[0])
+    return paddle_model(convert_vitmatte(hf_state_arrays(shared_reference("tiny")))[0])
 
 
 @pytest.fixture(scope="module")

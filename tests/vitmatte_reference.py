@@ -4,9 +4,12 @@ Every tensor of the reference model (including BatchNorm statistics, the zero-in
 residual blocks and the relative-position tables) is drawn at random, so no part of the network is an identity
 and a wrong transpose or name would show in the output.
 """
+import functools
+
 import numpy as np
 import torch
 from transformers import VitDetConfig, VitMatteConfig, VitMatteForImageMatting
+from transformers.initialization import no_init_weights
 
 # Tiny: 4 blocks (window, residual+global, window, residual+global), window 3 with padding, relative tables
 # sized for a 4x4 grid (interpolated), absolute embedding on a 3x3 grid (bicubic-resized).
@@ -34,7 +37,8 @@ def build_reference(spec: dict, seed: int = 0) -> VitMatteForImageMatting:
     )
     config = VitMatteConfig(backbone_config=backbone, hidden_size=spec["hidden_size"],
                             convstream_hidden_sizes=list(spec["convstream"]), fusion_hidden_sizes=list(spec["fusion"]))
-    model = VitMatteForImageMatting(config).eval()
+    with no_init_weights():  # every float tensor is overwritten below; HF's own init would take seconds
+        model = VitMatteForImageMatting(config).eval()
     generator = torch.Generator().manual_seed(seed)
     state = model.state_dict()
     for name, tensor in state.items():
@@ -54,6 +58,15 @@ def build_reference(spec: dict, seed: int = 0) -> VitMatteForImageMatting:
         state[name] = value
     model.load_state_dict(state)
     return model
+
+
+SPECS = {"tiny": TINY, "vitmatte-s": SMALL, "base-3-blocks": BASE_SHALLOW}
+
+
+@functools.lru_cache(maxsize=None)
+def shared_reference(name: str, seed: int = 0) -> VitMatteForImageMatting:
+    """:func:`build_reference` of ``SPECS[name]``, built once per test session (callers must not modify it)."""
+    return build_reference(SPECS[name], seed)
 
 
 def reference_alpha(model: VitMatteForImageMatting, pixel_values: np.ndarray) -> np.ndarray:

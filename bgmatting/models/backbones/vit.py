@@ -424,6 +424,7 @@ class ViT(nn.Layer):
         attention_chunk_size=None,
     ):
         super().__init__()
+        self.patch_size = patch_size
         self.pretrain_use_cls_token = pretrain_use_cls_token
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.pos_embed = None

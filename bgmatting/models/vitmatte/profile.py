@@ -51,9 +51,8 @@ def measure_vitmatte(size="small", height=2160, width=3840, attention_chunk_size
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     trimap = rng.choice(np.array([0, 128, 255], dtype=np.uint8), size=(height, width))
     start = time.perf_counter()
-    alpha = predict_alpha(model, image, trimap)
+    predict_alpha(model, image, trimap)
     seconds = time.perf_counter() - start
-    assert alpha.shape == (height, width)
     padded = [-(-n // SIZE_DIVISOR) * SIZE_DIVISOR for n in (height, width)]
     patch = model.size_divisor
     return dict(size=size, height=height, width=width, tokens=(padded[0] // patch) * (padded[1] // patch),

@@ -99,7 +99,7 @@ class ViTMatte(nn.Layer):
         self.backbone = ViT(**options)
         self.decoder = DetailCapture(options["embed_dim"], options["in_chans"], convstream_out, fusion_out)
         self.in_chans = options["in_chans"]
-        self.size_divisor = self.backbone.patch_embed.proj._kernel_size[0]
+        self.size_divisor = self.backbone.patch_size
         self.set_memory_options(attention_chunk_size, decoder_tile_size, decoder_tile_overlap)
 
     def set_memory_options(self, attention_chunk_size=None, decoder_tile_size=None, decoder_tile_overlap=64):
