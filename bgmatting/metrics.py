@@ -247,9 +247,13 @@ def fgr_mse(pred_fgr, gt_fgr, gt_alpha, trimap=None) -> float:
     pred_fgr, gt_fgr = _as_unit(pred_fgr), _as_unit(gt_fgr)
     if pred_fgr.shape != gt_fgr.shape or pred_fgr.ndim != 3:
         raise ValueError(f"pred and gt foregrounds must be equal-shape (H, W, 3), got {pred_fgr.shape}, {gt_fgr.shape}")
-    mask = _as_unit(gt_alpha) > 0
-    return float(np.mean([mse(pred_fgr[:, :, c] * mask, gt_fgr[:, :, c] * mask, trimap)
-                          for c in range(pred_fgr.shape[2])]))
+    region = region_mask(trimap, gt_fgr.shape) & (_as_unit(gt_alpha) > 0)  # masked pixels add 0
+    pixels = int(np.count_nonzero(region_mask(trimap, gt_fgr.shape)))
+    if not pixels:
+        return 0.0
+    squared = np.square(pred_fgr - gt_fgr)
+    # mean over channels of (Σ_region Δ_c² / n) = Σ_region,c Δ² / (n·C)
+    return float(np.sum(squared, where=region[:, :, None], dtype=np.float64) / (pixels * squared.shape[2]))
 
 
 def alpha_metrics(pred, gt, trimap=None, convention: str = "standard") -> dict:

@@ -66,7 +66,7 @@ def parse_args(argv=None):
     model.add_argument("--model-refine-mode", choices=REFINE_MODES, default="sampling")
     model.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
     model.add_argument("--model-refine-threshold", type=float, default=0.7)
-    model.add_argument("--model-refine-kernel-size", type=int, default=3)
+    model.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
     model.add_argument("--model-checkpoint", help="checkpoint (.pth, .pdparams, .safetensors)")
     model.add_argument("--random-init", action="store_true",
                        help="evaluate an untrained model (weights drawn with paddle.seed(--seed))")
