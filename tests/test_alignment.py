@@ -99,3 +99,13 @@ def test_colour_fit_ignores_a_subject_covering_most_of_the_frame():
     np.testing.assert_allclose(found_gain, gain, atol=0.01)
     np.testing.assert_allclose(found_offset, offset, atol=0.01)
     assert background[~subject].mean() > 0.99 and background[subject].mean() < 0.1
+
+
+def test_measurement_script_prints_every_scenario_and_method(capsys):
+    from tools.eval_alignment import SCENARIOS, main
+
+    main(["--size", "96", "160", "--pairs", "1", "--clutter", "60"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(r[0], r[1]) for r in rows] == [(s, m) for s in SCENARIOS
+                                            for m in ("perfect", "none", "homography", "ecc", "full")]
+    assert all(float(r[2]) == 0.0 for r in rows if r[1] == "perfect")

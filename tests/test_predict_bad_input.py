@@ -158,3 +158,9 @@ def test_cli_prints_one_line_without_traceback(tmp_path, checkpoint):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: --src: not found: {tmp_path / 'missing.png'}"]
     assert not (tmp_path / "out").exists()
+
+
+def test_gpu_without_cuda(capsys, tmp_path, checkpoint, pairs):
+    line = run_bad(capsys, tmp_path, ["--src", pairs / "src/0000.png", "--bgr", pairs / "bgr/0000.png",
+                                      "--device", "gpu"], checkpoint)
+    assert "--device gpu needs a CUDA build of Paddle" in line
