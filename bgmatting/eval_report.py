@@ -78,6 +78,10 @@ class PredictionSaver:
     Args:
         root: output folder.
         inputs: also save the inputs and ground truth of each sample.
+    Input (per call, from :func:`bgmatting.engine.evaluator.evaluate`):
+        sample, pred8 uint8 (H, W), fgr8 uint8 (H, W, 3) or None, row dict.
+    Example:
+        >>> evaluate(bench, predictor, callbacks=[PredictionSaver("out/predictions", inputs=True)])
     """
 
     def __init__(self, root, inputs: bool = False):
@@ -137,6 +141,12 @@ class WorstImages:
         n: how many images to keep (0 keeps none).
         key: metric to rank by (higher = worse), default ``"sad"``.
         side: tile side in pixels.
+    Input (per call, from :func:`bgmatting.engine.evaluator.evaluate`):
+        sample, pred8 uint8 (H, W), fgr8 (unused), row dict holding ``key``.
+    Output:
+        :meth:`write` → ``worst/NN.png`` panels (H = side, W = 3–4 × side, RGB), ``worst.png``, ``report.html``.
+    Example:
+        >>> worst = WorstImages(8); evaluate(bench, predictor, callbacks=[worst]); worst.write("out")
     """
 
     def __init__(self, n: int = 8, key: str = "sad", side: int = 256):

@@ -178,6 +178,8 @@ class Comp1kBenchmark:
             (see :func:`bgmatting.data.layouts.load_trimap`).
     Output:
         ``bench[i]`` → :class:`EvalSample` with src, pha, trimap (and fgr when ``fg/`` has it).
+    Example:
+        >>> result = evaluate(Comp1kBenchmark("Composition-1k-testset"), predictor, clamp=True)
     """
 
     def __init__(self, data, trimap_threshold=None):
@@ -209,6 +211,8 @@ class SavedPredictions:
         trimap_threshold: as :class:`Comp1kBenchmark`.
     Output:
         ``preds[i]`` → :class:`EvalSample` with ``pred`` set.
+    Example:
+        >>> result = evaluate(SavedPredictions("out/pha", "comp1k/alpha_copy", "comp1k/trimaps"))
     """
 
     def __init__(self, pred_dir, gt_dir, trimap_dir=None, trimap_threshold=None):
