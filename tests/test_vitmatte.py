@@ -124,7 +124,8 @@ def test_linear_weights_transposed_rel_pos_tables_not():
     state, _ = convert_vitmatte(hf)
     qkv = hf["backbone.encoder.layer.1.attention.qkv.weight"]  # torch [out, in] = [192, 64]
     np.testing.assert_array_equal(state["backbone.blocks.1.attn.qkv.weight"], qkv.T)
-    np.testing.assert_array_equal(state["backbone.blocks.0.mlp.fc1.weight"], hf["backbone.encoder.layer.0.mlp.fc1.weight"].T)
+    fc1 = hf["backbone.encoder.layer.0.mlp.fc1.weight"]
+    np.testing.assert_array_equal(state["backbone.blocks.0.mlp.fc1.weight"], fc1.T)
     # rel_pos tables are (2*size-1, head_dim) in both frameworks
     table = hf["backbone.encoder.layer.1.attention.rel_pos_h"]
     np.testing.assert_array_equal(state["backbone.blocks.1.attn.rel_pos_h"], table)

@@ -163,14 +163,12 @@ class Attention(nn.Layer):
         rel_h = rel_w = None
         if self.use_rel_pos:
             rel_h, rel_w = self._relative_terms(q, height, width)
-        if self.chunk_size and tokens > self.chunk_size:
-            starts = range(0, tokens, self.chunk_size)
-            out = paddle.concat(
-                [self._attend(q, k, v, rel_h, rel_w, s, min(s + self.chunk_size, tokens), height, width) for s in starts],
-                axis=1,
-            )
-        else:
-            out = self._attend(q, k, v, rel_h, rel_w, 0, tokens, height, width)
+        chunk = min(self.chunk_size or tokens, tokens)
+        parts = [
+            self._attend(q, k, v, rel_h, rel_w, start, min(start + chunk, tokens), height, width)
+            for start in range(0, tokens, chunk)
+        ]
+        out = parts[0] if len(parts) == 1 else paddle.concat(parts, axis=1)
         out = out.reshape([batch, self.num_heads, height, width, -1]).transpose([0, 2, 3, 1, 4])
         return self.proj(out.reshape([batch, height, width, -1]))
 
