@@ -199,7 +199,8 @@ def connectivity_levels(pred: np.ndarray, gt: np.ndarray, step: float = CONN_STE
     1 if it never is.
 
     Thresholds are k·step (exactly k/10 for step 0.1, so an 8-bit alpha of 51/255 counts as ≥ 0.2, as in
-    MATLAB's single-precision comparison).
+    MATLAB's single-precision comparison). Cropping to the bounding box of the first mask changes nothing:
+    components and their column-major order are the same inside it.
 
     Args:
         pred, gt: float32 (H, W) in [0, 1].
@@ -207,10 +208,18 @@ def connectivity_levels(pred: np.ndarray, gt: np.ndarray, step: float = CONN_STE
         float32 (H, W) in [0, 1].
     """
     steps = int(round(1.0 / step))
-    first_exit = np.full(pred.shape, steps, np.uint8)  # k − 1 of the first threshold k the pixel is left out
-    for k in range(1, steps + 1):
-        omega = largest_component((pred >= k / steps) & (gt >= k / steps))
-        np.putmask(first_exit, (first_exit == steps) & ~omega, k - 1)
+    # Every thresholded mask lies inside the first one, so work in its bounding box; outside it l = 0.
+    first_mask = (pred >= 1 / steps) & (gt >= 1 / steps)
+    rows, cols = np.flatnonzero(first_mask.any(axis=1)), np.flatnonzero(first_mask.any(axis=0))
+    first_exit = np.zeros(pred.shape, np.uint8)  # k − 1 of the first threshold k the pixel is left out
+    if rows.size:
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        pred, gt = pred[box], gt[box]
+        inside = np.full(pred.shape, steps, np.uint8)
+        for k in range(1, steps + 1):
+            omega = largest_component((pred >= k / steps) & (gt >= k / steps))
+            np.putmask(inside, (inside == steps) & ~omega, k - 1)
+        first_exit[box] = inside
     return first_exit.astype(np.float32) / np.float32(steps)
 
 

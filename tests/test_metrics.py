@@ -262,6 +262,24 @@ def test_conn_matches_loop_reference(seed):
     assert metrics.conn(pred, gt, trimap) == pytest.approx(expected, rel=1e-6, abs=1e-12)
 
 
+def test_conn_with_empty_margins_matches_loop_reference():
+    # a subject away from the borders: the implementation crops to the first mask's bounding box
+    rng = np.random.default_rng(7)
+    levels = np.array([0, 51, 102, 153, 204, 255], np.uint8)
+    gt = np.zeros((14, 17), np.uint8)
+    pred = np.zeros((14, 17), np.uint8)
+    gt[3:11, 4:12] = levels[rng.integers(1, len(levels), size=(8, 8))]
+    pred[3:11, 4:12] = np.where(rng.random((8, 8)) < 0.4, levels[rng.integers(0, len(levels), size=(8, 8))],
+                                gt[3:11, 4:12])
+    pred[0, 16] = 255  # a lone predicted pixel outside the gt: never in the intersection, l = 0
+    trimap = np.full(gt.shape, 128, np.uint8)
+    expected = _conn_reference(pred, gt, trimap)
+    assert expected > 0
+    assert metrics.conn(pred, gt, trimap) == pytest.approx(expected, rel=1e-6)
+    level_map = metrics.connectivity_levels(pred / np.float32(255), gt / np.float32(255))
+    assert level_map[0, 16] == 0 and level_map[:3].max() == 0
+
+
 def test_conn_exact_threshold_boundary_counts_as_reached():
     # 51/255 = 0.2 exactly: the pixel is in the intersection at t = 0.2 (as MATLAB single comparison).
     gt = np.array([[255, 51]], np.uint8)
