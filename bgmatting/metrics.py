@@ -165,8 +165,29 @@ def grad(pred, gt, trimap=None, sigma: float = GRAD_SIGMA) -> float:
     """
     pred, gt = _as_unit(pred), _as_unit(gt)
     _check_pair(pred, gt)
-    error = np.square(gradient_magnitude(mat2gray(pred), sigma) - gradient_magnitude(mat2gray(gt), sigma))
-    return _region_sum(error, trimap) / 1000.0
+    region = region_mask(trimap, gt.shape)
+    # The filters reach `halfsize` pixels: the region's bounding box plus that margin gives the same sums.
+    box = bounding_box(region, margin=len(gauss_gradient_kernels(sigma)[0]) // 2)
+    if box is None:
+        return 0.0
+    pred, gt, region = mat2gray(pred)[box], mat2gray(gt)[box], region[box]
+    error = np.square(gradient_magnitude(pred, sigma) - gradient_magnitude(gt, sigma))
+    return float(np.sum(error, where=region, dtype=np.float64) / 1000.0)
+
+
+def bounding_box(mask: np.ndarray, margin: int = 0):
+    """(row slice, column slice) of the smallest box holding every True pixel of ``mask``, grown by ``margin``
+    pixels on each side and clipped to the image; None when ``mask`` is all False.
+
+    Args:
+        mask: bool (H, W).
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return None
+    height, width = mask.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width)))
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -209,11 +230,9 @@ def connectivity_levels(pred: np.ndarray, gt: np.ndarray, step: float = CONN_STE
     """
     steps = int(round(1.0 / step))
     # Every thresholded mask lies inside the first one, so work in its bounding box; outside it l = 0.
-    first_mask = (pred >= 1 / steps) & (gt >= 1 / steps)
-    rows, cols = np.flatnonzero(first_mask.any(axis=1)), np.flatnonzero(first_mask.any(axis=0))
+    box = bounding_box((pred >= 1 / steps) & (gt >= 1 / steps))
     first_exit = np.zeros(pred.shape, np.uint8)  # k − 1 of the first threshold k the pixel is left out
-    if rows.size:
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    if box is not None:
         pred, gt = pred[box], gt[box]
         inside = np.full(pred.shape, steps, np.uint8)
         for k in range(1, steps + 1):
@@ -235,8 +254,10 @@ def conn(pred, gt, trimap=None, step: float = CONN_STEP, theta: float = CONN_THE
     pred, gt = _as_unit(pred), _as_unit(gt)
     _check_pair(pred, gt)
     levels = connectivity_levels(pred, gt, step)
-    region = region_mask(trimap, gt.shape)
-    pred_d, gt_d = pred[region] - levels[region], gt[region] - levels[region]
+    if trimap is not None:  # only the region's pixels (a band is a few % of the image)
+        region = region_mask(trimap, gt.shape)
+        pred, gt, levels = pred[region], gt[region], levels[region]
+    pred_d, gt_d = pred - levels, gt - levels
     # |φ(pred) − φ(gt)| = |gt_d·[gt_d ≥ θ] − pred_d·[pred_d ≥ θ]|
     difference = np.where(gt_d >= theta, gt_d, 0.0) - np.where(pred_d >= theta, pred_d, 0.0)
     return float(np.abs(difference).sum(dtype=np.float64) / 1000.0)

@@ -164,6 +164,16 @@ def test_grad_matches_loop_reference(seed):
     assert metrics.grad(pred, gt, trimap) == pytest.approx(expected, rel=1e-4)
 
 
+def test_grad_with_a_band_trimap_matches_loop_reference():
+    # a region far from the borders: the implementation filters only its bounding box + the filter reach
+    pred, gt, _ = _random_case(11, shape=(16, 18))
+    trimap = np.zeros(gt.shape, np.uint8)
+    trimap[7:9, 6:10] = 128
+    expected = _grad_reference(pred, gt, trimap)
+    assert expected > 0
+    assert metrics.grad(pred, gt, trimap) == pytest.approx(expected, rel=1e-4)
+
+
 def test_grad_ignores_affine_changes_of_the_prediction():
     # mat2gray normalises each alpha, so a·gt + b (a > 0) has the same normalised gradients as gt.
     _, gt, trimap = _random_case(9)
