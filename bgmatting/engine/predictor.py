@@ -44,6 +44,7 @@ class ModelKind:
         load: ``(model, state, options) -> None``; raises UserError for missing/unexpected keys or shapes.
         run: ``(model, src, guide) -> dict`` with paddle tensors src (1, 3, H, W) and guide (1, C, H, W) in
             [0, 1]; returns numpy ``pha`` (H, W), ``fgr`` (H, W, 3), ``err`` (h, w), ``ref`` (h', w') or None.
+        pad_mode: ``numpy.pad`` mode for the padding (``"edge"``; ``"constant"`` pads with zeros).
     """
 
     guide: str
@@ -52,6 +53,7 @@ class ModelKind:
     read: Callable
     load: Callable
     run: Callable
+    pad_mode: str = "edge"
 
 
 def _build_bgmv2(options):
@@ -171,12 +173,12 @@ def to_float_image(image: np.ndarray, name: str) -> np.ndarray:
     raise UserError(f"{name} must be uint8 or float in [0, 1], got {image.dtype}")
 
 
-def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-    """Pad (H, W[, C]) at the bottom/right by edge replication so that H and W are multiples of ``multiple``."""
+def pad_to_multiple(image: np.ndarray, multiple: int, mode: str = "edge") -> np.ndarray:
+    """Pad (H, W[, C]) at the bottom/right (``numpy.pad`` ``mode``) so that H and W are multiples of ``multiple``."""
     pad_height, pad_width = -image.shape[0] % multiple, -image.shape[1] % multiple
     if not (pad_height or pad_width):
         return image
-    return np.pad(image, [(0, pad_height), (0, pad_width)] + [(0, 0)] * (image.ndim - 2), mode="edge")
+    return np.pad(image, [(0, pad_height), (0, pad_width)] + [(0, 0)] * (image.ndim - 2), mode=mode)
 
 
 def _nchw(image):
@@ -258,9 +260,8 @@ class Predictor:
             raise UserError(f"src must be an (H, W, 3) RGB image, got shape {src.shape}")
         height, width = src.shape[:2]
         guide = self._guide(src, bgr, trimap)
-        multiple = self.kind.pad_multiple
-        raw = self.runner(_nchw(pad_to_multiple(to_float_image(src, "src"), multiple)),
-                          _nchw(pad_to_multiple(guide, multiple)))
+        pad = lambda image: _nchw(pad_to_multiple(image, self.kind.pad_multiple, self.kind.pad_mode))  # noqa: E731
+        raw = self.runner(pad(to_float_image(src, "src")), pad(guide))
         padded = raw["pha"].shape[:2]
         err = cv2.resize(raw["err"], padded[::-1], interpolation=cv2.INTER_LINEAR) \
             if raw["err"].shape != padded else raw["err"]
