@@ -228,6 +228,8 @@ def test_model_returning_a_wrong_size_is_reported(data):
         evaluator.evaluate(bench, lambda src, bgr=None, trimap=None: {"pha": np.zeros((3, 3))}, progress=False)
 
 
-def test_resolution_too_small_is_rejected(data):
+def test_resolution_too_small_and_negative_seed_are_rejected(data):
     with pytest.raises(UserError, match="--resolution must be at least 8"):
         _bench(data, resolution=4)
+    with pytest.raises(UserError, match="--seed must be a non-negative integer, got -1"):
+        _bench(data, seed=-1)

@@ -175,6 +175,9 @@ def test_rgb_photomatte_without_alpha(data, tmp_path, capsys):
     (["--baseline", "difference", "--limit", "0"], "--limit must be at least 1"),
     (["--baseline", "difference", "--baseline-threshold", "3"], "--baseline-threshold must be in [0, 1]"),
     (["--baseline", "difference", "--gt-dir", "x"], "--pred-dir and --gt-dir go together"),
+    (["--baseline", "difference", "--trimap-threshold", "85"], "--trimap-threshold needs input trimaps"),
+    (["--baseline", "difference", "--seed", "-1"], "--seed must be a non-negative integer"),
+    (["--baseline", "trimap", "--layout", "comp1k"], "--backgrounds is for the photomatte85 protocol"),
 ])
 def test_bad_flag_combinations(data, tmp_path, capsys, extra, message):
     assert message in _error_line(capsys, _pm85(data, tmp_path, *extra))

@@ -108,9 +108,11 @@ def check_args(args) -> None:
             raise UserError("the photomatte85 protocol needs --backgrounds DIR (the clean plates are composited)")
         if sum(map(bool, (args.model_checkpoint, args.baseline, args.random_init))) != 1:
             raise UserError("choose one of --model-checkpoint CKPT, --baseline NAME or --random-init")
-    if args.trimap_dir is None and args.pred_dir and args.trimap_threshold is not None:
-        raise UserError("--trimap-threshold needs trimaps (--trimap-dir)")
-    uses_trimaps = args.layout == "comp1k" or args.trimap_dir
+    uses_trimaps = args.trimap_dir if args.pred_dir else args.layout == "comp1k"
+    if args.trimap_threshold is not None and not uses_trimaps:
+        raise UserError("--trimap-threshold needs input trimaps (--layout comp1k, or --trimap-dir)")
+    if args.backgrounds and args.layout != "photomatte85":
+        raise UserError("--backgrounds is for the photomatte85 protocol; --layout comp1k photos are composited")
     if args.clamp_known and not uses_trimaps:
         raise UserError("--clamp-known needs input trimaps (--layout comp1k, or --trimap-dir); the photomatte85 "
                         "trimap comes from the ground truth and only defines the metric region")
@@ -125,13 +127,11 @@ def check_args(args) -> None:
 def build_samples(args):
     """The evaluation set chosen by the flags (a sequence of EvalSample)."""
     if args.pred_dir:
-        samples = evaluator.SavedPredictions(args.pred_dir, args.gt_dir, args.trimap_dir, args.trimap_threshold)
-    elif args.layout == "comp1k":
-        samples = evaluator.Comp1kBenchmark(args.data, args.trimap_threshold)
-    else:
-        samples = evaluator.PhotoMatte85Benchmark(args.data, args.backgrounds, args.resolution, args.seed,
-                                                  args.protocol, _perturbations(args.bgr_perturb))
-    return samples
+        return evaluator.SavedPredictions(args.pred_dir, args.gt_dir, args.trimap_dir, args.trimap_threshold)
+    if args.layout == "comp1k":
+        return evaluator.Comp1kBenchmark(args.data, args.trimap_threshold)
+    return evaluator.PhotoMatte85Benchmark(args.data, args.backgrounds, args.resolution, args.seed, args.protocol,
+                                           _perturbations(args.bgr_perturb))
 
 
 def build_predict_fn(args):

@@ -142,6 +142,8 @@ class PhotoMatte85Benchmark:
                  perturb=()):
         if resolution < 8:
             raise UserError(f"--resolution must be at least 8, got {resolution}")
+        if seed < 0:
+            raise UserError(f"--seed must be a non-negative integer, got {seed}")
         self.items = layouts.photomatte85_items(data)
         self.backgrounds = layouts.background_paths(backgrounds)
         self.resolution, self.seed = int(resolution), int(seed)
