@@ -222,6 +222,13 @@ def test_saved_prediction_size_mismatch_is_named(tmp_path):
         evaluator.evaluate(saved, progress=False)
 
 
+def test_comp1k_alpha_of_another_size_is_named(tmp_path):
+    make_comp1k(tmp_path, n=1, size=24, seed=0, backgrounds_per_fg=1)
+    write_image(tmp_path / "alpha_copy" / "fg0_bg0.png", np.zeros((20, 24), np.uint8))
+    with pytest.raises(UserError, match=r"size mismatch: .*alpha_copy.*fg0_bg0\.png is 24x20 but .*merged"):
+        evaluator.Comp1kBenchmark(tmp_path)[0]
+
+
 def test_model_returning_a_wrong_size_is_reported(data):
     bench = evaluator.Comp1kBenchmark(data / "comp1k")
     with pytest.raises(ValueError, match="alpha of shape"):

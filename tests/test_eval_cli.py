@@ -94,7 +94,7 @@ def test_comp1k_layout_with_the_trimap_baseline(data, tmp_path, capsys):
     assert "needs a clean plate" in err
 
 
-def test_model_checkpoint_run(data, tmp_path):
+def test_model_checkpoint_run(data, tmp_path, capsys):
     import paddle
 
     from bgmatting.models import MattingBase
@@ -110,6 +110,9 @@ def test_model_checkpoint_run(data, tmp_path):
     report = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert report["model"]["checkpoint"] == str(checkpoint) and report["model"]["type"] == "mattingbase"
     assert main(argv).means == result.means
+    wrong = _pm85(data, tmp_path / "w", "--model-type", "mattingbase", "--model-backbone", "resnet50",
+                  "--model-checkpoint", str(checkpoint))
+    assert "holds a mobilenetv2 model" in _error_line(capsys, wrong)
 
 
 # ------------------------------------------------------------------------------------------- bad input
