@@ -109,6 +109,7 @@ def test_model_checkpoint_run(data, tmp_path, capsys):
     assert set(result.means) == {"sad", "mse", "grad", "conn", "fgr_mse"}
     report = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert report["model"]["checkpoint"] == str(checkpoint) and report["model"]["type"] == "mattingbase"
+    assert report["seconds_per_image"] == pytest.approx(np.mean([row["seconds"] for row in result.rows]))
     assert main(argv).means == result.means
     wrong = _pm85(data, tmp_path / "w", "--model-type", "mattingbase", "--model-backbone", "resnet50",
                   "--model-checkpoint", str(checkpoint))

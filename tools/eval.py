@@ -194,13 +194,17 @@ def main(argv=None):
                                 clamp=args.clamp_known, callbacks=callbacks, progress=not args.quiet,
                                 limit=args.limit)
     info = describe_run(args, model)
+    seconds = [row["seconds"] for row in result.rows if "seconds" in row]
+    if seconds:
+        info["seconds_per_image"] = sum(seconds) / len(seconds)
     title = f"{info['source']} ({args.protocol} protocol)"
     write_metrics_json(save_dir / "metrics.json", result, info)
     write_per_image_csv(save_dir / "per_image.csv", result)
-    worst.write(save_dir, title=f"{title}: worst images")
+    report = worst.write(save_dir, title=f"{title}: worst images")
     print(format_table(result, title))
-    print(f"region: {info['region']}; model: {json.dumps(model) if model else 'none (saved predictions)'}")
-    print(f"wrote {save_dir / 'metrics.json'}, per_image.csv, report.html")
+    print(f"region: {info['region']}; model: {json.dumps(model) if model else 'none (saved predictions)'}"
+          + (f"; {info['seconds_per_image']:.3f} s/image" if seconds else ""))
+    print(f"wrote {save_dir / 'metrics.json'}, per_image.csv" + (", report.html, worst.png" if report else ""))
     return result
 
 
