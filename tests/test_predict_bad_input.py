@@ -3,10 +3,9 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 
-from tests.test_predict_cli import ROOT, checkpoint, pairs, video  # noqa: F401  (fixtures)
+from tests.test_predict_cli import ROOT, checkpoint, pairs  # noqa: F401  (fixtures)
 from tools.predict import main
 
 

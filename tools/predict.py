@@ -132,7 +132,7 @@ def prepare_output_dir(path: Path, overwrite: bool) -> None:
     raise UserError(f"output directory already exists: {path} (pass -y to replace it)")
 
 
-def check_pairing(src, plate, args):
+def check_pairing(src, plate):
     """Raise UserError for src/plate combinations that cannot be paired."""
     if plate is None:  # --bgr auto
         if src.kind == "image":
@@ -180,7 +180,7 @@ class OutputSink:
         self.root, self.types, self.format, self.fps, self.target = root, types, output_format, fps, target
         self.videos = {}
 
-    def images(self, result, frame_index):
+    def images(self, result):
         """Output type → uint8-convertible array for this frame (float32 in [0, 1])."""
         pha, fgr = result["pha"], result["fgr"]
         images = {}
@@ -218,31 +218,31 @@ def run(args, src, plate, predictor, root: Path):
         TargetBackground(",".join(map(str, DEFAULT_VIDEO_BGR))) if args.output_format == "video" else None)
     sink = OutputSink(root, args.output_types, args.output_format, src.fps, target)
     aligner = PlateAligner(args.alignment_mode) if args.preprocess_alignment else None
-    warnings = {}
+    fallbacks = {}
     ok = False
     try:
         with ThreadedWriter() as writer:
             frames = tqdm(ThreadedReader(frame_pairs(src, plate)), total=len(src) or None, unit="frame",
                           disable=src.kind == "image", file=sys.stderr)
-            for index, (name, frame, plate_frame) in enumerate(frames):
+            for name, frame, plate_frame in frames:
                 if aligner is not None:
                     alignment = aligner(frame, plate_frame)
                     plate_frame = alignment.plate
                     if alignment.warning:
-                        if not warnings:
+                        if not fallbacks:
                             tqdm.write(f"warning: {name}: {alignment.warning}", file=sys.stderr)
-                        warnings[name] = alignment.warning
+                        fallbacks[name] = alignment.warning
                 else:
                     check_sizes(frame.shape, plate_frame.shape, args, name)
                     if plate_frame.shape != frame.shape:
                         plate_frame = cv2.resize(plate_frame, frame.shape[1::-1], interpolation=cv2.INTER_AREA)
                 result = predictor(src=frame, bgr=plate_frame)
-                writer.submit(sink.write, name, sink.images(result, index))
+                writer.submit(sink.write, name, sink.images(result))
         ok = True
     finally:
         sink.close(ok)
-    if len(warnings) > 1:
-        print(f"warning: plate alignment fell back on {len(warnings)} of {len(src)} frames", file=sys.stderr)
+    if len(fallbacks) > 1:
+        print(f"warning: plate alignment fell back on {len(fallbacks)} of {len(src)} frames", file=sys.stderr)
 
 
 def finalize(partial: Path, output: Path):
@@ -269,10 +269,10 @@ def load_plate(args, src):
     """The plate source, or (for ``--bgr auto``) an estimated plate array; warnings printed."""
     if args.bgr != "auto":
         plate = open_source(args.bgr, "--bgr")
-        check_pairing(src, plate, args)
+        check_pairing(src, plate)
         check_sizes(src.size, plate.size, args)
         return plate
-    check_pairing(src, None, args)
+    check_pairing(src, None)
     aligner = PlateAligner(args.alignment_mode) if args.preprocess_alignment else None
     frames = ThreadedReader(frame for _, frame in tqdm(src, total=len(src) or None, desc="estimating plate",
                                                         unit="frame", file=sys.stderr))

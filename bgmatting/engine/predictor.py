@@ -252,7 +252,8 @@ class Predictor:
         if trimap is None:
             raise UserError(f"{self.model_type} needs a trimap")
         if trimap.shape != src.shape[:2]:
-            raise UserError(f"src is {src.shape[1]}x{src.shape[0]} but the trimap is {trimap.shape[1]}x{trimap.shape[0]}")
+            raise UserError(f"src is {src.shape[1]}x{src.shape[0]} but the trimap is "
+                            f"{trimap.shape[1]}x{trimap.shape[0]}")
         return to_float_image(trimap, "trimap")
 
     def __call__(self, src: np.ndarray, bgr: np.ndarray = None, trimap: np.ndarray = None) -> dict:
