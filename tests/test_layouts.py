@@ -17,7 +17,8 @@ def test_fgr_pha_pairs_nested_folders_by_relative_path(tmp_path):
     items = layouts.fgr_pha_items(tmp_path / "train")
     assert [item["name"] for item in items] == [f"clip{i // 2:04d}/{i:04d}" for i in range(5)]
     for item in items:
-        assert item["fgr"].relative_to(tmp_path / "train" / "fgr") == item["pha"].relative_to(tmp_path / "train" / "pha")
+        train = tmp_path / "train"
+        assert item["fgr"].relative_to(train / "fgr") == item["pha"].relative_to(train / "pha")
     fgr, pha = layouts.load_foreground(items[0])
     assert fgr.shape == (16, 16, 3) and pha.shape == (16, 16)
     assert fgr.dtype == pha.dtype == np.float32 and 0 <= pha.min() and pha.max() <= 1
@@ -110,7 +111,8 @@ def test_duplicate_names_in_one_folder_are_rejected(tmp_path):
 def test_trimap_with_other_values_is_rejected_or_quantised(tmp_path):
     trimap = np.array([[0, 20, 128, 140, 170, 255]], np.uint8)
     write_image(tmp_path / "t.png", trimap)
-    with pytest.raises(UserError, match=r"values other than 0/128/255 \(3 others, e\.g\. 20, 140, 170\).*--trimap-threshold"):
+    expected = r"values other than 0/128/255 \(3 others, e\.g\. 20, 140, 170\).*--trimap-threshold"
+    with pytest.raises(UserError, match=expected):
         layouts.load_trimap(tmp_path / "t.png")
     quantised = layouts.load_trimap(tmp_path / "t.png", threshold=85)
     assert quantised.tolist() == [[0, 0, 128, 128, 255, 255]]
