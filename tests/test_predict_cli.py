@@ -210,3 +210,15 @@ def test_empty_existing_output_dir_is_used(checkpoint, pairs, tmp_path):
     predict(checkpoint, "--src", pairs / "src/0000.png", "--bgr", pairs / "bgr/0000.png", "--output-dir",
             tmp_path / "out", "--output-types", "pha")
     assert (tmp_path / "out/pha/0000.png").is_file()
+
+
+def test_bgr_auto_warns_about_a_still_clip(checkpoint, tmp_path, capsys):
+    frames, _ = moving_square_frames(count=1)
+    writer = VideoWriter(tmp_path / "still.mp4", 10.0, frames[0].shape[:2])
+    for _ in range(6):
+        writer.write(frames[0])
+    writer.close()
+    predict(checkpoint, "--src", tmp_path / "still.mp4", "--bgr", "auto", "--output-dir", tmp_path / "out",
+            "--output-types", "pha")
+    assert "warning: --bgr auto: the frames show no motion" in capsys.readouterr().err
+    assert (tmp_path / "out/pha.mp4").is_file()

@@ -93,7 +93,7 @@ class VideoSource(FrameSource):
             raise UserError(f"cannot read video (unreadable or corrupt): {path}")
         self.size = frame.shape[:2]
         self.fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        self.count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))  # 0 = unknown
         capture.release()
 
     def __len__(self):
