@@ -49,6 +49,8 @@ case "$cmd" in
   test) ensure; ensure_browser || echo "run.sh: could not install chromium; tests/test_web_ui.py will fail" >&2
         PY -m pytest -q "$@" ;;
   serve) ensure; PY tools/serve.py "$@" ;;
+  demo) ensure; PY stages/demo.py "$@" ;;
+  stage1|stage2|stage3) ensure; PY "stages/$cmd.py" "$@" ;;
   help|-h|--help) sed -n '2,6p' "$0" ;;
   *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
 esac
