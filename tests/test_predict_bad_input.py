@@ -163,3 +163,22 @@ def test_gpu_without_cuda(capsys, tmp_path, checkpoint, pairs):
     line = run_bad(capsys, tmp_path, ["--src", pairs / "src/0000.png", "--bgr", pairs / "bgr/0000.png",
                                       "--device", "gpu"], checkpoint)
     assert "--device gpu needs a CUDA build of Paddle" in line
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_existing_output_dir_asks_on_a_terminal(capsys, tmp_path, checkpoint, pairs, monkeypatch, answer):
+    (tmp_path / "out" / "pha").mkdir(parents=True)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    questions = []
+    monkeypatch.setattr("builtins.input", lambda prompt: questions.append(prompt) or answer)
+    argv = ["--model-type", "mattingrefine", "--model-backbone", "mobilenetv2", "--model-checkpoint",
+            str(checkpoint), "--src", str(pairs / "src/0000.png"), "--bgr", str(pairs / "bgr/0000.png"),
+            "--output-dir", str(tmp_path / "out"), "--output-types", "pha"]
+    if answer == "y":
+        main(argv)
+        assert (tmp_path / "out/pha/0000.png").is_file()
+    else:
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert list((tmp_path / "out/pha").iterdir()) == []
+    assert len(questions) == 1 and "already exists" in questions[0]
