@@ -165,7 +165,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="output/demo", help="output folder (default output/demo)")
     parser.add_argument("--iters", type=int, default=300, help="stage 1 iterations (default 300)")
-    parser.add_argument("--refine-iters", type=int, default=60, help="stage 2 iterations (default 60)")
+    parser.add_argument("--refine-iters", type=int, default=100, help="stage 2 iterations (default 100)")
     parser.add_argument("--n-train", type=int, default=48, help="synthetic training foregrounds (default 48)")
     parser.add_argument("--n-eval", type=int, default=12, help="held-out images (default 12)")
     parser.add_argument("--fresh", action="store_true", help="delete --out first")

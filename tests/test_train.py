@@ -104,3 +104,33 @@ def test_two_process_data_parallel_on_cpu(data, tmp_path):
     log = (tmp_path / "out" / "train.log").read_text()
     assert "2 process(es), batch 1/process" in log and "iter 2 " in log
     assert (tmp_path / "out" / "latest" / "model.pdparams").is_file()
+
+
+def test_pretrained_backbone_and_deeplab_aspp_weights_load_by_name_and_shape(tmp_path):
+    import numpy as np
+    import paddle
+
+    from bgmatting.engine.build import build_model, load_matched_weights
+
+    source = build_model({"type": "MattingBase", "backbone": "mobilenetv2"})
+    torch_style = {}
+    for key, value in source.state_dict().items():
+        key = key.replace("._mean", ".running_mean").replace("._variance", ".running_var")
+        if key.startswith("backbone."):
+            torch_style[key[len("backbone."):]] = value.numpy()  # ImageNet-style bare backbone keys
+        elif key.startswith("aspp."):
+            torch_style["classifier.classifier.0." + key[len("aspp."):]] = value.numpy()  # VainF DeepLabV3
+    torch_style["features.0.0.weight"] = np.zeros((32, 3, 3, 3), np.float32)  # RGB stem: must be skipped
+    torch_style["classifier.1.weight"] = np.zeros((1280, 1000), np.float32)  # ImageNet head: no such module
+    paddle.save(torch_style, str(tmp_path / "pretrained.pdparams"))
+
+    target = build_model({"type": "MattingBase", "backbone": "mobilenetv2"})
+    stem_before = target.state_dict()["backbone.features.0.0.weight"].numpy().copy()
+    count = load_matched_weights(target, tmp_path / "pretrained.pdparams", "model.pretrained")
+    expected = [k for k in source.state_dict() if k.startswith(("backbone.", "aspp."))]
+    assert count == len(expected) - 1  # everything but the 6-channel stem
+    loaded, original = target.state_dict(), source.state_dict()
+    for key in (k for k in expected if k != "backbone.features.0.0.weight"):
+        np.testing.assert_array_equal(loaded[key].numpy(), original[key].numpy())
+    np.testing.assert_array_equal(loaded["backbone.features.0.0.weight"].numpy(), stem_before)
+    assert not np.array_equal(loaded["decoder.conv1.weight"].numpy(), original["decoder.conv1.weight"].numpy())
