@@ -45,3 +45,28 @@ def random_trimap(alpha: np.ndarray, rng: np.random.Generator, max_kernel: int =
         uint8 array (H, W) with values in {0, 128, 255}.
     """
     return trimap_from_alpha(alpha, int(rng.integers(1, max_kernel)), int(rng.integers(1, max_kernel)))
+
+
+def trimap_from_coarse_alpha(alpha: np.ndarray, low: float = 0.05, high: float = 0.95, band: int = 10) -> np.ndarray:
+    """Trimap from a coarse or predicted alpha (e.g. a segmentation or a BackgroundMattingV2 output).
+
+    Pixels with ``low < alpha < high`` are unknown, and so is everything within ``band`` pixels of the
+    boundary between ``alpha >= high`` and ``alpha <= low`` (the band is grown by dilating the unknown
+    region and the foreground/background edge with an elliptical kernel of diameter ``2·band + 1``).
+
+    Args:
+        alpha: float array (H, W) in [0, 1].
+        low, high: thresholds for sure background / sure foreground.
+        band: half-width in pixels of the unknown band around edges.
+    Returns:
+        uint8 array (H, W) with values in {0, 128, 255}.
+    """
+    foreground = (alpha >= high).astype(np.uint8)
+    background = (alpha <= low).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    unknown = 1 - foreground - background
+    edge = cv2.dilate(foreground, kernel) & cv2.dilate(background, kernel)
+    unknown = cv2.dilate(unknown, kernel) | edge if band > 0 else unknown
+    trimap = np.where(foreground == 1, FOREGROUND, BACKGROUND).astype(np.uint8)
+    trimap[unknown == 1] = UNKNOWN
+    return trimap
