@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bgmatting.data.alignment import ALIGNMENT_MODES, PlateAligner
+from bgmatting.data.alignment import ALIGNMENT_MODES, PlateAligner, corner_distances
 from bgmatting.data.io import to_uint8
 from bgmatting.data.synthetic import composite, make_background, make_foreground
 
@@ -105,10 +105,7 @@ def difference_matte(src: np.ndarray, plate: np.ndarray) -> np.ndarray:
 
 def corner_error(estimated, true, size):
     """Mean distance (pixels) between the image corners mapped by two (3, 3) homographies."""
-    height, width = size
-    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1.0]]).T
-    a, b = estimated @ corners, true @ corners
-    return float(np.linalg.norm(a[:2] / a[2] - b[:2] / b[2], axis=0).mean())
+    return float(corner_distances(estimated, true, size).mean())
 
 
 def score(pair, plate, homography):

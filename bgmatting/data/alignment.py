@@ -82,6 +82,15 @@ def _plausible(homography):
     return 0.5 < determinant < 2.0 and np.abs(homography[2, :2]).max() < 1e-3
 
 
+def corner_distances(a: np.ndarray, b: np.ndarray, shape) -> np.ndarray:
+    """Distances (pixels, shape (4,)) between the four corners of an image of ``shape`` (H, W, ...) mapped by the
+    (3, 3) homographies ``a`` and ``b``."""
+    height, width = shape[:2]
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1.0]]).T
+    pa, pb = a @ corners, b @ corners
+    return np.linalg.norm(pa[:2] / pa[2] - pb[:2] / pb[2], axis=0)
+
+
 def warp_plate(src: np.ndarray, bgr: np.ndarray, homography: np.ndarray):
     """Warp ``bgr`` into ``src``'s frame; pixels the plate does not cover are copied from ``src`` (as official).
 
@@ -99,21 +108,35 @@ def warp_plate(src: np.ndarray, bgr: np.ndarray, homography: np.ndarray):
     return warped, inside
 
 
-def background_mask(agrees: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Source pixels usable for geometric refinement: all but the subject, found as the large disagreeing blobs.
+def background_mask(agrees: np.ndarray, plate_grey: np.ndarray, tolerance: int = 3, grow: int = 3) -> np.ndarray:
+    """Source pixels usable for geometric refinement: all but the subject.
 
-    Slight misalignment makes thin lines along background edges disagree too; an opening removes those (they
-    carry the alignment signal), and the remaining blobs (the subject) are grown by ``radius`` pixels.
+    Disagreement between the photo and the roughly aligned plate has two causes: the subject, and residual
+    misalignment, which shows as thin lines along the plate's own edges. Thin disagreement within ``tolerance``
+    pixels of a plate edge is therefore kept (it carries the alignment signal); the subject is every disagreeing
+    blob wider than that, plus thin disagreement away from plate edges (hair strands), grown by ``grow`` pixels.
 
     Args:
         agrees: bool (H, W), True where the plate matches the source after colour matching.
+        plate_grey: uint8 (H, W) grey plate, warped like ``agrees``.
     Returns:
         uint8 (H, W) mask, 1 = background.
     """
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    subject = cv2.morphologyEx((~agrees).astype(np.uint8), cv2.MORPH_OPEN, kernel)
-    subject = cv2.dilate(subject, kernel, iterations=2)
+    gradient = cv2.magnitude(cv2.Sobel(plate_grey, cv2.CV_32F, 1, 0), cv2.Sobel(plate_grey, cv2.CV_32F, 0, 1))
+    edges = (gradient > 8 * 4).astype(np.uint8)  # Sobel sums 4 weights per side: > 8 grey levels per pixel
+    near_edges = cv2.dilate(edges, np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)).astype(bool)
+    disagrees = (~agrees).astype(np.uint8)
+    blobs = cv2.morphologyEx(disagrees, cv2.MORPH_OPEN,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1)))
+    subject = blobs | (disagrees & ~near_edges)
+    subject = cv2.dilate(subject, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     return (1 - subject).astype(np.uint8)
+
+
+def _gradient_magnitude(grey):
+    """float32 |∇| of a lightly blurred grey image (σ = 1 px)."""
+    grey = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 1.0)
+    return cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
 
 
 class _Features:
@@ -223,19 +246,37 @@ class PlateAligner:
         return homography, inliers
 
     @staticmethod
-    def _ecc(src_grey, bgr_grey, homography, mask):
+    def _ecc(src_grey, bgr_grey, homography, mask, levels: int = 3):
         """Refine ``homography`` (plate → source, working resolution) by ECC over ``mask`` (uint8 on the
-        source, 1 = use); None if it fails."""
-        warp = np.linalg.inv(homography)  # ECC's warp maps template (source) coordinates into the plate
-        warp = (warp / warp[2, 2]).astype(np.float32)
-        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
-        try:
-            _, warp = cv2.findTransformECC(src_grey, bgr_grey, warp, cv2.MOTION_HOMOGRAPHY, criteria,
-                                           mask, 5)
-        except cv2.error:
-            return None
-        refined = np.linalg.inv(warp.astype(np.float64))
-        return refined / refined[2, 2] if _plausible(refined) else None
+        source, 1 = use); None if it fails.
+
+        ECC runs on gradient magnitudes, not intensities: ECC is invariant to gain and offset, so on the smooth
+        gradients of a plain wall a shift looks like a brightness change and the fit drifts (measured: 7 px on a
+        compressed video frame); gradient magnitudes carry only the edges. Their narrower basin of convergence is
+        widened by going coarse to fine over ``levels`` halvings.
+        """
+        converged = False
+        for level in reversed(range(levels)):
+            scale = 0.5**level
+            if min(src_grey.shape) * scale < 64:
+                continue
+            src_level, bgr_level = _resize(src_grey, scale), _resize(bgr_grey, scale)
+            mask_level = cv2.resize(mask, src_level.shape[::-1], interpolation=cv2.INTER_NEAREST) if level else mask
+            to_level = _to_small(src_grey.shape, src_level.shape), _to_small(bgr_grey.shape, bgr_level.shape)
+            warp = np.linalg.inv(to_level[0] @ homography @ np.linalg.inv(to_level[1]))  # source → plate
+            # the coarse levels converge; the finest (the costliest) only polishes
+            criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 15 if level == 0 else 50, 1e-5)
+            try:
+                correlation, warp = cv2.findTransformECC(
+                    _gradient_magnitude(src_level), _gradient_magnitude(bgr_level),
+                    (warp / warp[2, 2]).astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, mask_level, 1)
+            except cv2.error:
+                continue  # keep the coarser estimate; a finer level may still converge
+            refined = np.linalg.inv(to_level[0]) @ np.linalg.inv(warp.astype(np.float64)) @ to_level[1]
+            refined = refined / refined[2, 2]
+            if correlation > 0.5 and _plausible(refined):
+                homography, converged = refined, True
+        return homography if converged else None
 
     def __call__(self, src: np.ndarray, bgr: np.ndarray) -> AlignmentResult:
         height, width = src.shape[:2]
@@ -256,8 +297,7 @@ class PlateAligner:
         else:
             homography = to_full(homography_small)
         if self.mode != "homography":
-            _, _, agrees = self._colour(src_small, bgr_small, homography_small)
-            refined = self._ecc(src_grey, bgr_grey, homography_small, background_mask(agrees))
+            refined = self._refine(src_small, bgr_small, src_grey, bgr_grey, homography_small)
             if refined is None:
                 warnings.append("sub-pixel (ECC) refinement did not converge")
             else:
@@ -277,6 +317,21 @@ class PlateAligner:
             plate = np.where(inside[:, :, None], corrected, plate)
         return AlignmentResult(plate=plate, homography=homography, inside=inside, gain=gain, offset=offset,
                                inliers=inliers, background_fraction=background_fraction, warning=warning)
+
+    def _refine(self, src_small, bgr_small, src_grey, bgr_grey, homography):
+        """Masked ECC at working resolution; when it moved the plate by more than a pixel the background mask
+        was computed under misalignment, so it is recomputed and ECC run once more. None if ECC failed."""
+        for _ in range(2):
+            _, _, agrees = self._colour(src_small, bgr_small, homography)
+            plate_grey = _grey(warp_plate(src_small, bgr_small, homography)[0])
+            refined = self._ecc(src_grey, bgr_grey, homography, background_mask(agrees, plate_grey))
+            if refined is None:
+                return None
+            moved = corner_distances(refined, homography, src_grey.shape).max()
+            homography = refined
+            if moved < 1.0:
+                break
+        return homography
 
     @staticmethod
     def _colour(src_small, bgr_small, homography_small):
