@@ -20,6 +20,7 @@ GPUs); BatchNorm becomes SyncBatchNorm on GPU when ``train.sync_bn``; rank 0 val
 import csv
 import logging
 import random
+import re
 import shutil
 import time
 from pathlib import Path
@@ -77,9 +78,13 @@ class Trainer:
         self.train_samples = MattingSamples.from_config(cfg, "train")
         self.valid_samples = MattingSamples.from_config(cfg, "valid")
 
+        if self.world > 1:
+            paddle.distributed.init_parallel_env()
         build.model_registry()  # imports paddleseg, which draws random numbers: before seeding
-        self._seed(self.train_cfg["seed"])
+        self._seed(self.train_cfg["seed"])  # the same initial weights on every rank
         self.model = build.build_model(cfg["model"])
+        if self.world > 1 and self.on_gpu and self.train_cfg["sync_bn"]:
+            self.model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.log = self._logger()
         for key in ("pretrained", "init_from"):
             if cfg["model"][key]:
@@ -91,19 +96,15 @@ class Trainer:
         self.scaler = paddle.amp.GradScaler() if self.amp else None
         self.iteration, self.best = 0, {"sad": float("inf")}
         self._resume(resume_model)
-        self.network = self.model
-        if self.world > 1:
-            paddle.distributed.init_parallel_env()
-            if self.on_gpu and self.train_cfg["sync_bn"]:
-                self.model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-            self.network = paddle.DataParallel(self.model)
+        self.network = paddle.DataParallel(self.model) if self.world > 1 else self.model
 
     # ------------------------------------------------------------------------------------------ set-up
 
-    def _seed(self, seed):
-        random.seed(seed + self.rank)
-        np.random.seed(seed + self.rank)
-        paddle.seed(seed + self.rank)
+    @staticmethod
+    def _seed(seed):
+        random.seed(seed)
+        np.random.seed(seed)
+        paddle.seed(seed)
 
     def _logger(self):
         log = logging.getLogger(f"bgmatting.train.{id(self)}")
@@ -185,6 +186,9 @@ class Trainer:
         bar.close()
         if writer is not None:
             writer.close()
+        for handler in list(self.log.handlers):
+            handler.close()
+            self.log.removeHandler(handler)
         return {"iteration": self.iteration, "best_sad": self.best["sad"], "best_mse": self.best.get("mse"),
                 "save_dir": str(self.save_dir)}
 
@@ -225,7 +229,8 @@ class Trainer:
         state = {"iteration": self.iteration, "best": self.best}
         save_checkpoint(self.save_dir / f"iter_{self.iteration}", self.model, state=state)
         save_checkpoint(self.save_dir / "latest", self.model, self.optimizer, state, self.scaler)
-        kept = sorted(self.save_dir.glob("iter_[0-9]*"), key=lambda p: int(p.name.split("_")[1]))
+        kept = sorted((p for p in self.save_dir.glob("iter_*") if re.fullmatch(r"iter_\d+", p.name)),
+                      key=lambda p: int(p.name[len("iter_"):]))
         for old in kept[: max(0, len(kept) - self.train_cfg["keep_checkpoints"])]:
             shutil.rmtree(old, ignore_errors=True)
 
