@@ -44,7 +44,7 @@ TRAIN_DEFAULTS = {
         "refine_threshold": 0.1,
         "refine_kernel_size": 3,
         "refine_prevent_oversampling": True,
-        "pretrained": None,  # backbone initialisation: ImageNet / DeepLabV3 weights (.pdparams/.pth/.safetensors)
+        "pretrained": None,  # backbone (+ASPP) init: ImageNet/DeepLabV3 .pth/.pdparams, PaddleSeg weights for *_vd
         "init_from": None,  # whole-model weights to start from (e.g. the previous stage's best)
     },
     "data": {

@@ -32,6 +32,14 @@ def model_registry():
     return manager.MODELS
 
 
+def pretrained_by_constructor(model_cfg: dict) -> bool:
+    """True when ``model.pretrained`` goes to the constructor: PaddleSeg ImageNet weights for the extra
+    ResNet-vd backbones, loaded by PaddleSeg's own loader. Other weights load with :func:`load_matched_weights`."""
+    from bgmatting.models.backbones import EXTRA_BACKBONES
+
+    return bool(model_cfg["pretrained"]) and model_cfg["backbone"] in EXTRA_BACKBONES
+
+
 def build_model(model_cfg: dict):
     """Instantiate ``model_cfg["type"]`` with the constructor arguments it takes from ``model_cfg``.
 
@@ -46,8 +54,11 @@ def build_model(model_cfg: dict):
     if kind not in MODEL_ARGS:
         raise UserError(f"config key model.type: unknown model '{kind}' (known: {', '.join(MODEL_ARGS)})")
     cls = model_registry()[kind]
+    kwargs = {name: model_cfg[name] for name in MODEL_ARGS[kind]}
+    if pretrained_by_constructor(model_cfg):
+        kwargs["backbone_pretrained"] = model_cfg["pretrained"]
     try:
-        return cls(**{name: model_cfg[name] for name in MODEL_ARGS[kind]})
+        return cls(**kwargs)
     except (ValueError, AssertionError, KeyError) as e:
         raise UserError(f"config section model: cannot build {kind}: {e}") from None
 

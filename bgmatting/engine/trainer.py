@@ -87,7 +87,7 @@ class Trainer:
             self.model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.log = self._logger()
         for key in ("pretrained", "init_from"):
-            if cfg["model"][key]:
+            if cfg["model"][key] and not (key == "pretrained" and build.pretrained_by_constructor(cfg["model"])):
                 count = build.load_matched_weights(self.model, cfg["model"][key], f"model.{key}")
                 self.log.info(f"model.{key}: loaded {count} tensors from {cfg['model'][key]}")
         self.optimizer = paddle.optimizer.Adam(
