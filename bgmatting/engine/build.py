@@ -37,7 +37,7 @@ def pretrained_by_constructor(model_cfg: dict) -> bool:
     ResNet-vd backbones, loaded by PaddleSeg's own loader. Other weights load with :func:`load_matched_weights`."""
     from bgmatting.models.backbones import EXTRA_BACKBONES
 
-    return bool(model_cfg["pretrained"]) and model_cfg["backbone"] in EXTRA_BACKBONES
+    return bool(model_cfg.get("pretrained")) and model_cfg["backbone"] in EXTRA_BACKBONES
 
 
 def build_model(model_cfg: dict):
