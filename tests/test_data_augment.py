@@ -139,3 +139,85 @@ def test_each_plate_imperfection(name):
     else:  # the plate changes, the source does not
         np.testing.assert_allclose(src, composite, atol=1e-6)
         assert np.abs(plate - bgr).mean() > 1e-3
+
+
+class _FixedRng:
+    """Stands in for a numpy Generator: returns preset draws so one op can be compared with the reference."""
+
+    def __init__(self, uniforms=(), order=(), integer=0):
+        self.uniforms, self.order, self.integer = list(uniforms), order, integer
+
+    def random(self):
+        return 0.0  # always below the probability: the op is applied
+
+    def uniform(self, low, high):
+        return self.uniforms.pop(0)
+
+    def integers(self, low, high):
+        return self.integer
+
+    def permutation(self, n):
+        return np.array(self.order)
+
+
+def _rgb8(seed=0):
+    return (np.random.default_rng(seed).random((16, 18, 3)) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("radius", [1, 2, 5])
+def test_box_blur_matches_pil(radius):
+    from PIL import Image, ImageFilter
+
+    image = _rgb8()
+    expected = np.asarray(Image.fromarray(image).filter(ImageFilter.BoxBlur(radius)), np.float32)
+    ours = augment.box_blur(image.astype(np.float32), _FixedRng(integer=radius), 1.0, 5)
+    assert np.abs(ours - expected).max() <= 1.0  # PIL rounds to 8 bits
+
+
+def test_sharpen_matches_pil_including_the_untouched_border():
+    from PIL import Image, ImageFilter
+
+    image = _rgb8(1)
+    expected = np.asarray(Image.fromarray(image).filter(ImageFilter.SHARPEN), np.float32)
+    ours = augment.sharpen(image.astype(np.float32) / 255, _FixedRng(), 1.0) * 255
+    assert np.abs(ours - expected).max() <= 0.51
+
+
+@pytest.mark.parametrize("op, factor", [(0, 1.1), (1, 0.9), (2, 1.2), (3, 0.03)])
+def test_colour_jitter_matches_torchvision_on_pil(op, factor):
+    from PIL import Image
+    import torchvision.transforms.functional as TF
+
+    reference = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue][op]
+    image = _rgb8(2)
+    expected = np.asarray(reference(Image.fromarray(image), factor), np.float32)
+    draws = [1.0, 1.0, 1.0, 0.0]
+    draws[op] = factor
+    ours = augment.color_jitter(image.astype(np.float32) / 255, _FixedRng(draws, [op]), 0.15, 0.15, 0.15, 0.05) * 255
+    difference = np.abs(ours - expected)
+    if op < 3:
+        assert difference.max() <= 1.5  # 8-bit rounding (PIL's contrast also rounds the mean grey level)
+    else:  # PIL's HSV holds hue, saturation and value in 8 bits
+        assert difference.mean() <= 2.0 and difference.max() <= 16
+
+
+@pytest.mark.parametrize("angle, shift, scale, shear", [(3.0, (2, -1), 1.2, (4.0, 0.0)), (-5.0, (0, 0), 0.8, (0.0, 0.0)),
+                                                         (4.0, (-2, 3), 0.9, (-3.0, 0.0))])
+def test_affine_matches_torchvision_on_pil(angle, shift, scale, shear):
+    import cv2
+    from PIL import Image
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    rows, cols = np.indices((40, 48))
+    image = np.dstack([128 + 100 * np.sin(cols / 5), 128 + 100 * np.cos(rows / 6),
+                       128 + 60 * np.sin((rows + cols) / 7)]).astype(np.uint8)
+    expected = np.asarray(TF.affine(Image.fromarray(image), angle=angle, translate=list(shift), scale=scale,
+                                    shear=list(shear), interpolation=InterpolationMode.BILINEAR), np.float32)
+    matrix = augment.affine_matrix((48, 40), (48, 40), angle, shift, scale, shear)
+    ours = augment.warp(image.astype(np.float32), matrix, (48, 40))
+    # compare where the source covers the whole bilinear footprint (the two libraries treat edges differently)
+    covered = augment.warp(np.ones((40, 48, 1), np.float32), matrix, (48, 40))[:, :, 0] > 0.999
+    covered = cv2.erode(covered.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert covered.mean() > 0.5
+    assert np.abs(ours - expected)[covered].max() <= 1.5  # PIL's fixed-point bilinear weights

@@ -109,11 +109,16 @@ def box_blur(image, rng, prob, max_radius):
 
 
 def sharpen(image, rng, prob):
-    """PIL ``ImageFilter.SHARPEN`` (3×3 kernel, 32 centre / −2 around, /16), clipped, probability ``prob``."""
+    """PIL ``ImageFilter.SHARPEN`` (3×3 kernel, 32 centre / −2 around, /16), clipped, probability ``prob``.
+
+    As PIL, the one-pixel border is left as it was.
+    """
     if rng.random() >= prob:
         return image
-    sharpened = cv2.filter2D(image, -1, _SHARPEN, borderType=cv2.BORDER_REPLICATE)
-    return np.clip(sharpened, 0.0, 1.0).reshape(image.shape)
+    sharpened = np.clip(cv2.filter2D(image, -1, _SHARPEN), 0.0, 1.0).reshape(image.shape)
+    result = image.copy()
+    result[1:-1, 1:-1] = sharpened[1:-1, 1:-1]
+    return result
 
 
 def _grey(image):
