@@ -70,6 +70,10 @@ def build_parser():
                     help="composite 'com' onto this: a colour R,G,B, an image, or a video (default for video "
                          "output: the official green; for image output 'com' is an RGBA PNG)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--backend", default="dygraph", choices=["dygraph", "inference", "onnx"],
+                        help="inference = Paddle Inference (oneDNN on CPU), onnx = onnxruntime; both take an export "
+                             "directory of tools/export.py as --model-checkpoint, or export a checkpoint on the fly")
+    parser.add_argument("--cpu-threads", type=int, default=None, help="threads of the inference/onnx backends")
     parser.add_argument("-y", action="store_true", help="replace an existing output directory without asking")
     return parser
 
@@ -287,6 +291,8 @@ def main(argv=None):
     """Parse arguments, validate every input, then matte into a temporary directory renamed at the end."""
     args = build_parser().parse_args(argv)
     output = Path(args.output_dir)
+    if args.cpu_threads is not None and args.cpu_threads < 1:
+        raise UserError(f"--cpu-threads must be >= 1, got {args.cpu_threads}")
     if args.model_type == "mattingbase" and "ref" in args.output_types:
         raise UserError("--output-types ref needs --model-type mattingrefine (MattingBase refines nothing)")
     src = open_source(args.src, "--src")
@@ -295,7 +301,7 @@ def main(argv=None):
         TargetBackground(args.target_bgr)  # validate before any work
     prepare_output_dir(output, args.y)
     plate = load_plate(args, src)
-    predictor = Predictor.from_args(args)
+    predictor = Predictor.from_args(args, backend=args.backend, cpu_threads=args.cpu_threads)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     partial.mkdir()

@@ -17,6 +17,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from bgmatting.engine.backends import static_backend
 from bgmatting.errors import UserError
 
 BGMV2_BACKBONES = ("resnet50", "resnet101", "mobilenetv2")
@@ -161,7 +162,8 @@ def _dygraph_backend(kind: ModelKind, options: dict, device: str):
     return runner
 
 
-BACKENDS = {"dygraph": _dygraph_backend}
+BACKENDS = {"dygraph": _dygraph_backend,  # the static runtimes live in bgmatting/engine/backends.py
+            "inference": static_backend("inference", _dygraph_backend), "onnx": static_backend("onnx", _dygraph_backend)}
 
 
 def to_float_image(image: np.ndarray, name: str) -> np.ndarray:
@@ -195,7 +197,10 @@ class Predictor:
             :class:`bgmatting.models.MattingRefine` (official defaults; the official CLI's threshold is 0.7).
         checkpoint: path of a ``.pth`` / ``.pdparams`` / ``.safetensors`` checkpoint, or None (random weights).
         device: ``"cpu"`` or ``"gpu"``.
-        backend: a key of :data:`BACKENDS` (``"dygraph"``).
+        backend: a key of :data:`BACKENDS`: ``"dygraph"``, ``"inference"`` (Paddle Inference, oneDNN on CPU) or
+            ``"onnx"`` (onnxruntime); the last two take an export directory (tools/export.py) as ``checkpoint``,
+            or export the checkpoint on the fly.
+        cpu_threads: CPU threads of the inference/onnx runtimes (None = all CPUs).
         model: an already built model (e.g. the trainer's); then ``checkpoint`` is not read.
     Input:
         src: uint8 (H, W, 3) RGB, or float in [0, 1].
@@ -216,7 +221,7 @@ class Predictor:
     def __init__(self, model_type: str = "mattingrefine", backbone: str = "resnet50", backbone_scale: float = 0.25,
                  refine_mode: str = "sampling", refine_sample_pixels: int = 80_000, refine_threshold: float = 0.1,
                  refine_kernel_size: int = 3, checkpoint=None, device: str = "cpu", backend: str = "dygraph",
-                 model=None):
+                 model=None, cpu_threads: int = None):
         if model_type not in MODEL_KINDS:
             raise UserError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_KINDS)}")
         if backend not in BACKENDS:
@@ -226,7 +231,7 @@ class Predictor:
         options = dict(model_type=model_type, backbone=backbone, backbone_scale=backbone_scale,
                        refine_mode=refine_mode, refine_sample_pixels=refine_sample_pixels,
                        refine_threshold=refine_threshold, refine_kernel_size=refine_kernel_size,
-                       checkpoint=checkpoint, model=model)
+                       checkpoint=checkpoint, model=model, cpu_threads=cpu_threads)
         self.runner = BACKENDS[backend](self.kind, options, device)
 
     @classmethod

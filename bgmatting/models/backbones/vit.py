@@ -16,6 +16,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from bgmatting.models.ops import zero_pad
+
 # Initialisation as the official code: Linear weights ~ N(0, 0.02), residual convs c2_msra_fill.
 _LINEAR_INIT = paddle.ParamAttr(initializer=nn.initializer.TruncatedNormal(std=0.02))
 
@@ -92,7 +94,7 @@ def window_partition(x, window_size):
     pad_h = (window_size - height % window_size) % window_size
     pad_w = (window_size - width % window_size) % window_size
     if pad_h or pad_w:
-        x = F.pad(x, [0, 0, 0, pad_h, 0, pad_w, 0, 0], pad_from_left_axis=True)
+        x = zero_pad(zero_pad(x, 1, after=pad_h), 2, after=pad_w)  # not F.pad: wrong under oneDNN
     hp, wp = height + pad_h, width + pad_w
     x = x.reshape([batch, hp // window_size, window_size, wp // window_size, window_size, channels])
     windows = x.transpose([0, 1, 3, 2, 4, 5]).reshape([-1, window_size, window_size, channels])
@@ -189,10 +191,14 @@ class Attention(nn.Layer):
         if rel_h is not None:
             rows = stop - start
             scores = scores.reshape([-1, rows, height, width])
-            scores.add_(rel_h[:, start:stop].unsqueeze(-1))
-            scores.add_(rel_w[:, start:stop].unsqueeze(-2))
+            if paddle.in_dynamic_mode():
+                scores.add_(rel_h[:, start:stop].unsqueeze(-1))
+                scores.add_(rel_w[:, start:stop].unsqueeze(-2))
+            else:  # static-graph export: in-place ops on a reshaped tensor are refused by to_static
+                scores = scores + rel_h[:, start:stop].unsqueeze(-1) + rel_w[:, start:stop].unsqueeze(-2)
             scores = scores.reshape([-1, rows, height * width])
-        return paddle.matmul(F.softmax_(scores, axis=-1), v)
+        softmax = F.softmax_ if paddle.in_dynamic_mode() else F.softmax  # to_static refuses in-place on a view
+        return paddle.matmul(softmax(scores, axis=-1), v)
 
 
 class LayerNorm2D(nn.Layer):

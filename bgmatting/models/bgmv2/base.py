@@ -13,6 +13,8 @@ HIDDEN_CHANNELS = 32
 
 def check_src_bgr(src, bgr, multiple: int = 1):
     """Raise UserError unless ``src`` and ``bgr`` are (B, 3, H, W) of equal shape with H, W divisible by ``multiple``."""
+    if not paddle.in_dynamic_mode():  # static-graph export: sides are symbolic, the Predictor checks its inputs
+        return
     if src.ndim != 4 or src.shape[1] != 3:
         raise UserError(f"src must be (B, 3, H, W), got {list(src.shape)}")
     if list(src.shape) != list(bgr.shape):

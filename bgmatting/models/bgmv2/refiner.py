@@ -3,9 +3,18 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from bgmatting.models.ops import resize_bilinear, resize_nearest
+from bgmatting.models.ops import resize_bilinear, resize_nearest, zero_pad
 
 REFINE_MODES = ("full", "sampling", "thresholding")
+
+
+def pad_sides(x, padding: int):
+    """Zero-pad (B, C, H, W) by ``padding`` on all four sides: ``F.pad`` in dygraph; in a static graph the
+    concat form (:func:`~bgmatting.models.ops.zero_pad`), since paddle2onnx writes ``pad3d``'s fill value from
+    uninitialised memory."""
+    if paddle.in_dynamic_mode():
+        return F.pad(x, [padding] * 4)
+    return zero_pad(zero_pad(x, 2, padding, padding), 3, padding, padding)
 PATCH_CROP_METHODS = ("unfold", "roi_align", "gather")
 PATCH_REPLACE_METHODS = ("scatter_nd", "scatter_element")
 
@@ -72,10 +81,26 @@ class Refiner(nn.Layer):
         ref = self.select_refinement_regions(resize_bilinear(err, quarter))
         idx = paddle.nonzero(ref.squeeze(1))
         out = resize_bilinear(paddle.concat([pha, fgr], axis=1), (height, width))
-        if idx.shape[0] > 0:
+        if not paddle.in_dynamic_mode():  # static graph: no branch on the patch count, see _with_dummy_patch
+            idx, weight = self._with_dummy_patch(idx)
+            patches = self._refine_patches(src_bgr, pha, fgr, hid, half, idx)
+            out = self.replace_patch(out, patches, idx, weight)
+        elif idx.shape[0] > 0:
             patches = self._refine_patches(src_bgr, pha, fgr, hid, half, idx)
             out = self.replace_patch(out, patches, idx)
         return out[:, :1], out[:, 1:], ref
+
+    @staticmethod
+    def _with_dummy_patch(idx):
+        """Append patch (0, 0, 0) with weight 0 so that at least one patch is always refined (Paddle Inference
+        with oneDNN crashes on zero patches) without a data-dependent branch; its result is written with weight 0.
+
+        Input: idx (P, 3) int64. Output: idx (P + 1, 3); weight (P + 1,) float32, 1 for real patches, 0 for the dummy.
+        """
+        count = paddle.shape(idx)[0]
+        idx = paddle.concat([idx, paddle.zeros([1, 3], dtype=idx.dtype)], axis=0)
+        weight = (paddle.arange(count + 1, dtype="int64") < count).astype("float32")
+        return idx, weight
 
     def _refine_patches(self, src_bgr, pha, fgr, hid, half, idx):
         pad_half, pad_full = (3, 2) if self.kernel_size == 3 else (0, 0)
@@ -94,12 +119,12 @@ class Refiner(nn.Layer):
         x = resize_bilinear(paddle.concat([hid, pha, fgr], axis=1), half)
         y = resize_bilinear(src_bgr, half)
         if self.kernel_size == 3:
-            x, y = F.pad(x, [3, 3, 3, 3]), F.pad(y, [3, 3, 3, 3])
+            x, y = pad_sides(x, 3), pad_sides(y, 3)
         x = self.relu(self.bn1(self.conv1(paddle.concat([x, y], axis=1))))
         x = self.relu(self.bn2(self.conv2(x)))
         if self.kernel_size == 3:
             x = resize_nearest(x, (full[0] + 4, full[1] + 4))
-            y = F.pad(src_bgr, [2, 2, 2, 2])
+            y = pad_sides(src_bgr, 2)
         else:
             x, y = resize_nearest(x, full), src_bgr
         x = self.relu(self.bn3(self.conv3(paddle.concat([x, y], axis=1))))
@@ -117,9 +142,10 @@ class Refiner(nn.Layer):
             return (err > self.threshold).astype(err.dtype)
         b, _, h, w = err.shape
         flat = err.reshape([b, h * w])
-        k = min(self.sample_pixels // 16, h * w)
+        k = self.sample_pixels // 16
+        k = min(k, h * w) if isinstance(h * w, int) else paddle.minimum(paddle.to_tensor(k, "int64"), h * w)
         ref = paddle.zeros_like(flat)
-        if k > 0:
+        if self.sample_pixels // 16 > 0:
             top = paddle.topk(flat, k, axis=1, sorted=False)[1]
             ref = paddle.put_along_axis(ref, top, paddle.ones_like(top, dtype=flat.dtype), axis=1)
         if self.prevent_oversampling:
@@ -134,9 +160,9 @@ class Refiner(nn.Layer):
         Output: (P, C, size + 2·padding, size + 2·padding).
         """
         if padding:
-            x = F.pad(x, [padding] * 4)
+            x = pad_sides(x, padding)
         out = size + 2 * padding
-        if self.patch_crop_method == "unfold":
+        if self.patch_crop_method == "unfold" and paddle.in_dynamic_mode():  # unfold is dygraph-only
             grid = x.transpose([0, 2, 3, 1]).unfold(1, out, size).unfold(2, out, size)
             return paddle.gather_nd(grid, idx)
         if self.patch_crop_method == "roi_align":
@@ -149,20 +175,23 @@ class Refiner(nn.Layer):
         return paddle.gather(x.flatten(), self.pixel_indices(x.shape, idx, size, padding).flatten()).reshape(
             [-1, x.shape[1], out, out])
 
-    def replace_patch(self, x, y, idx):
+    def replace_patch(self, x, y, idx, weight=None):
         """Write 4×4 patches back.
 
-        Input: x (B, C, H, W); y (P, C, 4, 4); idx (P, 3) as in :meth:`crop_patch`.
+        Input: x (B, C, H, W); y (P, C, 4, 4); idx (P, 3) as in :meth:`crop_patch`; weight: None, or (P,) float
+        in {0, 1}: patches of weight 0 are not written (may repeat a written index; ``scatter_nd`` only).
         Output: (B, C, H, W) with the patches at ``idx`` replaced by ``y`` (a new tensor; ``x`` is not modified).
         """
         b, c, h, w = x.shape
         s = y.shape[2]
-        if self.patch_replace_method == "scatter_element":
+        if self.patch_replace_method == "scatter_element" and weight is None:
             pixels = self.pixel_indices(x.shape, idx, s, 0).flatten()
             return paddle.scatter(x.flatten(), pixels, y.flatten(), overwrite=True).reshape([b, c, h, w])
         grid = x.reshape([b, c, h // s, s, w // s, s]).transpose([0, 2, 4, 1, 3, 5])
-        mask = paddle.scatter_nd(idx, paddle.ones([idx.shape[0], 1, 1, 1], x.dtype), grid.shape[:3] + [1, 1, 1])
-        grid = grid * (1 - mask) + paddle.scatter_nd(idx, y, grid.shape)
+        weight = paddle.ones([idx.shape[0]], x.dtype) if weight is None else weight.astype(x.dtype)
+        weight = weight.reshape([-1, 1, 1, 1])
+        mask = paddle.scatter_nd(idx, weight, [b, h // s, w // s, 1, 1, 1])
+        grid = grid * (1 - mask) + paddle.scatter_nd(idx, y * weight, [b, h // s, w // s, c, s, s])
         return grid.transpose([0, 3, 1, 4, 2, 5]).reshape([b, c, h, w])
 
     @staticmethod

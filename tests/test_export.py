@@ -1,0 +1,141 @@
+"""Export building blocks (oneDNN/ONNX-safe resize and pad, the refiner's static write-back) and the export and
+predict CLIs: files, metadata, --check, --backend, and one clear error line per bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from bgmatting.data.io import read_alpha, write_image
+from bgmatting.errors import UserError
+from bgmatting.export import load_metadata
+from bgmatting.models import MattingBase
+from bgmatting.models.bgmv2.refiner import Refiner
+from bgmatting.models.ops import gather_resize, resize_bilinear, resize_nearest, zero_pad
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("size_in,size_out", [((37, 53), (100, 77)), ((72, 104), (18, 26)), ((270, 480), (1080, 1920)),
+                                              ((4, 4), (8, 8)), ((36, 52), (76, 108))])
+def test_gather_resize_matches_interpolate(size_in, size_out):
+    x = paddle.to_tensor(np.random.default_rng(0).random((2, 3, *size_in), dtype=np.float32))
+    bilinear = F.interpolate(x, size=list(size_out), mode="bilinear", align_corners=False).numpy()
+    nearest = F.interpolate(x, size=list(size_out), mode="nearest").numpy()
+    with gather_resize():
+        assert np.abs(resize_bilinear(x, size_out).numpy() - bilinear).max() < 2e-6
+        np.testing.assert_array_equal(resize_nearest(x, size_out).numpy(), nearest)
+    assert np.abs(resize_bilinear(x, size_out).numpy() - bilinear).max() == 0  # the switch is scoped
+
+
+def test_zero_pad_matches_f_pad():
+    x = paddle.rand([2, 3, 4, 5])
+    np.testing.assert_array_equal(zero_pad(zero_pad(x, 2, 3, 1), 3, 2, 0).numpy(),
+                                  F.pad(x, [2, 0, 3, 1]).numpy())
+    assert zero_pad(x, 1) is x
+
+
+def test_weighted_replace_skips_the_dummy_patch_even_on_a_written_index():
+    x = paddle.to_tensor(np.arange(2 * 8 * 8, dtype=np.float32).reshape([1, 2, 8, 8]))
+    idx = paddle.to_tensor([[0, 1, 0], [0, 1, 0]], dtype="int64")  # a real patch and a dummy on the same place
+    y = paddle.to_tensor(np.stack([np.full((2, 4, 4), -1.0), np.full((2, 4, 4), 99.0)]).astype(np.float32))
+    out = Refiner("sampling", 64, 0.1).replace_patch(x, y, idx, paddle.to_tensor([1.0, 0.0])).numpy()
+    expected = x.numpy().copy()
+    expected[0, :, 4:8, 0:4] = -1.0
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_load_metadata_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_metadata(tmp_path / "missing")
+    with pytest.raises(UserError, match="not an export directory"):
+        load_metadata(tmp_path)
+    (tmp_path / "export.json").write_text("{")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_metadata(tmp_path)
+    (tmp_path / "export.json").write_text(json.dumps({"format": 99, "model_type": "mattingbase"}))
+    with pytest.raises(UserError, match="unknown export format 99"):
+        load_metadata(tmp_path)
+
+
+def run_tool(*args):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory):
+    paddle.seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "mbv2_base.pdparams"
+    paddle.save(MattingBase("mobilenetv2").state_dict(), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(base_checkpoint, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("export") / "mbv2"
+    done = run_tool("tools/export.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
+                    "--model-path", base_checkpoint, "--save-dir", save_dir, "--check")
+    assert done.returncode == 0, done.stderr
+    return save_dir, done.stdout
+
+
+def test_export_cli_writes_program_and_metadata_and_checks(exported):
+    save_dir, stdout = exported
+    assert {p.name for p in save_dir.iterdir()} == {"model.json", "model.pdiparams", "export.json"}
+    metadata = json.loads((save_dir / "export.json").read_text())
+    assert metadata["model_type"] == "mattingbase" and metadata["options"] == {"backbone": "mobilenetv2"}
+    assert metadata["inputs"] == [{"name": "src", "shape": [None, 3, None, None]},
+                                  {"name": "bgr", "shape": [None, 3, None, None]}]
+    assert metadata["outputs"] == ["pha", "fgr", "err", "hid"]
+    difference = float(stdout.split("check inference: max |difference| vs dygraph = ")[1].split()[0])
+    assert difference < 1e-4
+
+
+def test_predict_cli_inference_backend_matches_dygraph(exported, base_checkpoint, tmp_path):
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, 256, (45, 62, 3), dtype=np.uint8)
+    write_image(tmp_path / "src.png", src)
+    write_image(tmp_path / "bgr.png", np.clip(src.astype(int) + 30, 0, 255).astype(np.uint8))
+    alphas = {}
+    for backend, checkpoint in (("dygraph", base_checkpoint), ("inference", exported[0])):
+        done = run_tool("predict.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
+                        "--model-checkpoint", checkpoint, "--src", tmp_path / "src.png", "--bgr", tmp_path / "bgr.png",
+                        "--output-dir", tmp_path / backend, "--output-types", "pha", "--backend", backend,
+                        "--cpu-threads", "1")
+        assert done.returncode == 0, done.stderr
+        alphas[backend] = read_alpha(next((tmp_path / backend / "pha").iterdir()))
+    assert alphas["dygraph"].shape == (45, 62)
+    assert np.abs(alphas["inference"] - alphas["dygraph"]).max() <= 1 / 255  # 8-bit PNGs: at most one level
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model-type", "mattingbase", "--model-path", "missing.pth"], "--model-path missing.pth does not exist"),
+    (["--model-type", "vitmatte", "--model-path", "CKPT"], "give --input-size H W"),
+    (["--model-type", "vitmatte", "--model-path", "CKPT", "--input-size", "100", "64"], "positive multiples of 32"),
+    (["--model-type", "mattingbase", "--model-path", "CKPT", "--model-backbone", "resnet50"],
+     "holds a mobilenetv2 model but --model-backbone is resnet50"),
+    (["--model-type", "mattingrefine", "--model-backbone", "mobilenetv2", "--model-path", "CKPT"],
+     "has no refiner weights"),
+])
+def test_export_cli_bad_input_one_line(base_checkpoint, tmp_path, args, message):
+    args = [str(base_checkpoint) if a == "CKPT" else a for a in args]
+    done = run_tool("tools/export.py", *args, "--save-dir", tmp_path / "out")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+
+
+def test_export_cli_save_dir_is_a_file(base_checkpoint, tmp_path):
+    (tmp_path / "file").write_text("x")
+    done = run_tool("tools/export.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
+                    "--model-path", base_checkpoint, "--save-dir", tmp_path / "file")
+    assert done.returncode == 2 and "exists and is not a directory" in done.stderr
+
+
+def test_predict_cli_rejects_zero_threads(tmp_path):
+    done = run_tool("predict.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
+                    "--model-checkpoint", "x", "--src", "x", "--bgr", "x", "--output-dir", tmp_path / "o",
+                    "--output-types", "pha", "--cpu-threads", "0")
+    assert done.returncode == 2 and done.stderr.strip() == "error: --cpu-threads must be >= 1, got 0"
