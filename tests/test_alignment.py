@@ -118,9 +118,9 @@ def test_measurement_script_prints_every_scenario_and_method(capsys):
 def test_no_drift_on_a_plain_wall_with_a_compressed_photo(seed):
     """Regression: intensity ECC drifted by 1.2 and 2.1 px on these two (7 px on a 1080p mp4 frame): the wall's
     smooth gradients let a shift pass for a brightness change. The plate is exact, so the answer is the identity
-    (gradient-domain ECC: 0.45 and 0.29 px; few edges leave the 8 homography parameters weakly determined)."""
+    (now 0.29 and 0.07 px)."""
     clean = make_handheld_pair(SIZE, np.random.default_rng(seed), clutter=0)
     ok, jpeg = cv2.imencode(".jpg", clean["src"], [cv2.IMWRITE_JPEG_QUALITY, 40])
     src = cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED)
     result = PlateAligner("ecc")(src, clean["plate"])
-    assert corner_error(result.homography, np.eye(3), SIZE) < 0.5
+    assert corner_error(result.homography, np.eye(3), SIZE) < 0.4

@@ -139,6 +139,19 @@ def _gradient_magnitude(grey):
     return cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
 
 
+def _edge_correlation(src_grey, bgr_grey, homography, mask):
+    """Zero-mean normalised correlation of the gradient magnitudes of the photo and of the plate warped by
+    ``homography``, over ``mask`` (bool) where the plate covers the frame; -1 when nothing is left to compare."""
+    size = src_grey.shape[::-1]
+    plate = cv2.warpPerspective(_gradient_magnitude(bgr_grey), homography, size, flags=cv2.INTER_LINEAR)
+    covered = cv2.warpPerspective(np.ones(bgr_grey.shape, np.float32), homography, size) > 0.999
+    use = mask & covered
+    if use.sum() < 100:
+        return -1.0
+    a, b = _gradient_magnitude(src_grey)[use], plate[use]
+    return float(((a - a.mean()) * (b - b.mean())).mean() / (a.std() * b.std() + 1e-6))
+
+
 class _Features:
     """ORB keypoints and descriptors of one grey image."""
 
@@ -253,7 +266,9 @@ class PlateAligner:
         ECC runs on gradient magnitudes, not intensities: ECC is invariant to gain and offset, so on the smooth
         gradients of a plain wall a shift looks like a brightness change and the fit drifts (measured: 7 px on a
         compressed video frame); gradient magnitudes carry only the edges. Their narrower basin of convergence is
-        widened by going coarse to fine over ``levels`` halvings.
+        widened by going coarse to fine over ``levels`` halvings. ECC fits an affine correction on top of the
+        current homography (whose perspective part it keeps): with few edges a full 8-parameter ECC wanders along
+        the scale/translation ridge (±1 px between runs on a compressed frame of a bare wall).
         """
         converged = False
         for level in reversed(range(levels)):
@@ -262,17 +277,19 @@ class PlateAligner:
                 continue
             src_level, bgr_level = _resize(src_grey, scale), _resize(bgr_grey, scale)
             mask_level = cv2.resize(mask, src_level.shape[::-1], interpolation=cv2.INTER_NEAREST) if level else mask
-            to_level = _to_small(src_grey.shape, src_level.shape), _to_small(bgr_grey.shape, bgr_level.shape)
-            warp = np.linalg.inv(to_level[0] @ homography @ np.linalg.inv(to_level[1]))  # source → plate
-            # the coarse levels converge; the finest (the costliest) only polishes
-            criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 15 if level == 0 else 50, 1e-5)
-            try:
-                correlation, warp = cv2.findTransformECC(
-                    _gradient_magnitude(src_level), _gradient_magnitude(bgr_level),
-                    (warp / warp[2, 2]).astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, mask_level, 1)
+            to_src, to_bgr = _to_small(src_grey.shape, src_level.shape), _to_small(bgr_grey.shape, bgr_level.shape)
+            level_homography = to_src @ homography @ np.linalg.inv(to_bgr)
+            warped = cv2.warpPerspective(_gradient_magnitude(bgr_level), level_homography, src_level.shape[::-1],
+                                         flags=cv2.INTER_LINEAR)
+            criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
+            try:  # an affine correction of the warped plate: src(x) ≈ warped(W x)
+                correlation, warp = cv2.findTransformECC(_gradient_magnitude(src_level), warped,
+                                                         np.eye(2, 3, dtype=np.float32), cv2.MOTION_AFFINE,
+                                                         criteria, mask_level, 1)
             except cv2.error:
                 continue  # keep the coarser estimate; a finer level may still converge
-            refined = np.linalg.inv(to_level[0]) @ np.linalg.inv(warp.astype(np.float64)) @ to_level[1]
+            correction = np.vstack([warp.astype(np.float64), [0.0, 0.0, 1.0]])
+            refined = np.linalg.inv(to_src) @ np.linalg.inv(correction) @ level_homography @ to_bgr
             refined = refined / refined[2, 2]
             if correlation > 0.5 and _plausible(refined):
                 homography, converged = refined, True
@@ -286,31 +303,27 @@ class PlateAligner:
         src_map, bgr_map = _to_small(src.shape, src_small.shape), _to_small(bgr.shape, bgr_small.shape)
         to_full = lambda h: np.linalg.inv(src_map) @ h @ bgr_map  # noqa: E731
 
-        warnings = []
-        homography_small, inliers = self._feature_homography(src_grey, self._plate_features(bgr, bgr_grey))
-        reliable = homography_small is not None
-        if not reliable:
-            fallback = "the previous frame's" if self._previous is not None else "no"
-            warnings.append(f"too few matching features ({inliers} inliers), starting from {fallback} alignment")
-            homography = self._previous if self._previous is not None else np.eye(3)
-            homography_small = src_map @ homography @ np.linalg.inv(bgr_map)
+        features, inliers = self._feature_homography(src_grey, self._plate_features(bgr, bgr_grey))
+        prior = self._previous if self._previous is not None else np.eye(3)
+        prior_name = "the previous frame's alignment" if self._previous is not None else "no alignment"
+        prior_small = src_map @ prior @ np.linalg.inv(bgr_map)
+        warnings = [] if features is not None else [f"too few matching features ({inliers} inliers)"]
+        if self.mode == "homography":  # as the official: the feature homography or nothing
+            chosen, reliable = (features, True) if features is not None else (prior_small, False)
         else:
-            homography = to_full(homography_small)
-        if self.mode != "homography":
-            refined = self._refine(src_small, bgr_small, src_grey, bgr_grey, homography_small)
-            if refined is None:
-                warnings.append("sub-pixel (ECC) refinement did not converge")
-            else:
-                homography, reliable = to_full(refined), True
-                warnings = [w + "; ECC refinement converged" for w in warnings]
+            chosen, reliable, warnings = self._best_refinement(src_small, bgr_small, src_grey, bgr_grey, features,
+                                                               prior_small, prior_name, warnings)
+        homography = to_full(chosen)
         if reliable:
             self._previous = homography
+        elif features is None:
+            warnings[-1] += f"; kept {prior_name}"
         warning = "plate alignment: " + "; ".join(warnings) if warnings else ""
 
         plate, inside = warp_plate(src, bgr, homography)
         gain, offset, background_fraction = np.ones(3), np.zeros(3), float("nan")
         if self.mode == "full":
-            gain, offset, background = self._colour(src_small, bgr_small, src_map @ homography @ np.linalg.inv(bgr_map))
+            gain, offset, background = self._colour(src_small, bgr_small, chosen)
             background_fraction = float(background.mean())
             corrected = np.clip(plate.astype(np.float32) / 255.0 * gain + offset, 0.0, 1.0)
             corrected = (corrected * 255.0 + 0.5).astype(np.uint8)
@@ -318,13 +331,48 @@ class PlateAligner:
         return AlignmentResult(plate=plate, homography=homography, inside=inside, gain=gain, offset=offset,
                                inliers=inliers, background_fraction=background_fraction, warning=warning)
 
+    def _best_refinement(self, src_small, bgr_small, src_grey, bgr_grey, features, prior, prior_name, warnings):
+        """Refine the feature homography and the prior (the previous frame's, or the identity) by ECC and keep the
+        one whose plate edges correlate better with the photo's over the background both agree on: on a bare wall
+        ORB can return a plausible but wrong homography (measured: 30 px off at 540×960) that ECC cannot pull back
+        from.
+
+        Returns:
+            (homography at working resolution, reliable: bool, warnings: list of str).
+        """
+        starts = [h for h in (features, prior) if h is not None]
+        if features is not None and corner_distances(features, prior, src_grey.shape).max() < 1.0:
+            starts = [features]
+        results = []
+        for start in starts:
+            refined = self._refine(src_small, bgr_small, src_grey, bgr_grey, start)
+            homography = start if refined is None else refined
+            results.append((homography, refined is not None, start is features,
+                            self._background(src_small, bgr_small, homography)))
+        if len(results) > 1:
+            common = np.logical_and.reduce([mask.astype(bool) for *_, mask in results])
+            scores = [_edge_correlation(src_grey, bgr_grey, homography, common) for homography, *_ in results]
+            results = [results[int(np.argmax(scores))]]
+        homography, converged, from_features, _ = results[0]
+        warnings = list(warnings)
+        if features is not None and not from_features:
+            warnings.append(f"the feature homography fitted worse than {prior_name}, which was refined instead")
+        if not converged:
+            warnings.append("sub-pixel (ECC) refinement did not converge")
+        elif features is None:
+            warnings[0] += "; ECC refinement from " + prior_name + " converged"
+        return homography, converged or from_features, warnings
+
+    def _background(self, src_small, bgr_small, homography):
+        """uint8 background mask (see :func:`background_mask`) of the photo under ``homography``."""
+        _, _, agrees = self._colour(src_small, bgr_small, homography)
+        return background_mask(agrees, _grey(warp_plate(src_small, bgr_small, homography)[0]))
+
     def _refine(self, src_small, bgr_small, src_grey, bgr_grey, homography):
         """Masked ECC at working resolution; when it moved the plate by more than a pixel the background mask
         was computed under misalignment, so it is recomputed and ECC run once more. None if ECC failed."""
         for _ in range(2):
-            _, _, agrees = self._colour(src_small, bgr_small, homography)
-            plate_grey = _grey(warp_plate(src_small, bgr_small, homography)[0])
-            refined = self._ecc(src_grey, bgr_grey, homography, background_mask(agrees, plate_grey))
+            refined = self._ecc(src_grey, bgr_grey, homography, self._background(src_small, bgr_small, homography))
             if refined is None:
                 return None
             moved = corner_distances(refined, homography, src_grey.shape).max()
