@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from bgmatting.data.io import atomic_path
 from bgmatting.errors import UserError
 
 BASE_KEY = "_base_"
@@ -275,7 +276,5 @@ def get(config: dict, dotted: str):
 
 def dump_config(config: dict, path) -> None:
     """Write ``config`` as YAML atomically (the resolved config saved beside each training run)."""
-    from bgmatting.data.io import atomic_path
-
     with atomic_path(path) as tmp:
         Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
