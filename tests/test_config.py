@@ -70,3 +70,23 @@ def test_environment_variables_expand_with_defaults(tmp_path, monkeypatch):
     assert load_config(cfg_file, defaults=SCHEMA)["data"]["root"] == "/datasets/vm/train"
     with pytest.raises(UserError, match="BGM_UNSET_VAR, which is not set"):
         load_config(None, ["data.root=${BGM_UNSET_VAR}/x"], SCHEMA)
+
+
+def test_shipped_training_configs_load_with_the_official_settings():
+    from bgmatting.config import TRAIN_DEFAULTS
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    base = load_config(configs / "bgmv2" / "base_resnet50_videomatte240k.yaml", defaults=TRAIN_DEFAULTS)
+    refine = load_config(configs / "bgmv2" / "refine_resnet50_videomatte240k.yaml", defaults=TRAIN_DEFAULTS)
+    assert base["train"]["lr"] == {"backbone": 1e-4, "aspp": 5e-4, "decoder": 5e-4, "refiner": 3e-4}
+    assert refine["train"]["lr"] == {"backbone": 5e-5, "aspp": 5e-5, "decoder": 1e-4, "refiner": 3e-4}
+    assert (base["data"]["resolution"], base["data"]["crop"]) == (512, {"min": 256, "max": 512, "multiple": 1})
+    assert (refine["data"]["resolution"], refine["data"]["crop"]) == (2048, {"min": 1024, "max": 2048, "multiple": 4})
+    assert base["augment"]["fgr"]["affine"]["scale"] == [0.4, 1.0]
+    assert refine["augment"]["fgr"]["affine"]["scale"] == [0.3, 1.0]
+    assert [base["augment"]["plate"][k]["prob"] for k in ("shadow", "noise", "jitter", "misalign")] == [0.3, 0.4, 0.8, 0.3]
+    assert refine["model"]["type"] == "MattingRefine" and base["train"]["batch_size"] == 8
+    for name in ("refine_resnet50_photomatte13k.yaml",):
+        assert load_config(configs / "bgmv2" / name, defaults=TRAIN_DEFAULTS)["model"]["type"] == "MattingRefine"
+    for path in configs.glob("bgmv2*tiny.yaml"):
+        assert load_config(path, defaults=TRAIN_DEFAULTS)["model"]["backbone"] == "mobilenetv2"
