@@ -1,4 +1,4 @@
-"""Stage 1: MattingBase (ResNet-50) on VideoMatte240K, as the paper's first stage (official train_base.py).
+r"""Stage 1: MattingBase (ResNet-50) on VideoMatte240K, as the paper's first stage (official train_base.py).
 
 Example:
     VIDEOMATTE240K=/data/VideoMatte240K_JPEG_SD BACKGROUNDS=/data/Backgrounds \

@@ -1,4 +1,4 @@
-"""Train BackgroundMattingV2 (MattingBase or MattingRefine) from a YAML config.
+r"""Train BackgroundMattingV2 (MattingBase or MattingRefine) from a YAML config.
 
 Example:
     python tools/make_synthetic.py --out data/synthetic
