@@ -1,4 +1,5 @@
 """Stages start from the previous stage's best model; the demo runs end to end on a tiny budget."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -6,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from bgmatting.errors import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "stages"))
-
-from common import Stage, train_arguments  # noqa: E402
-
-from bgmatting.errors import UserError  # noqa: E402
+_spec = importlib.util.spec_from_file_location("bgmatting_stages_common", ROOT / "stages" / "common.py")
+_common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+Stage, train_arguments = _common.Stage, _common.train_arguments
 
 
 def test_stage_starts_from_previous_best_or_says_what_is_missing(tmp_path):
