@@ -81,7 +81,7 @@ def _upsample(x):
 def laplacian_pyramid(x, levels: int = 5):
     """Band-pass levels of ``x`` (B, C, H, W): per level crop to even size, ``band = x − up(down(x))``.
 
-    The reflect padding needs every level larger than 2 pixels: H, W ≥ 48 for 5 levels (as official).
+    The reflect padding needs every level larger than 2 pixels (see :func:`laplacian_fits`; as official).
 
     Returns:
         list of ``levels`` tensors, the first (B, C, H', W') with H', W' the even-cropped size, then halving.
@@ -95,6 +95,17 @@ def laplacian_pyramid(x, levels: int = 5):
         bands.append(current - _upsample(down))
         current = down
     return bands
+
+
+def laplacian_fits(side: int, levels: int = 5) -> bool:
+    """True when an image side of ``side`` pixels survives ``levels`` pyramid levels (every level's even-cropped
+    side must exceed the reflect padding of 2; for 5 levels: sides ≥ 64, and some smaller even ones)."""
+    for _ in range(levels):
+        side -= side % 2
+        if side <= 2:
+            return False
+        side //= 2
+    return True
 
 
 def laplacian_l1(pred, true, levels: int = 5):

@@ -135,3 +135,16 @@ def test_vitmatte_loss_zero_when_perfect_on_flat_alpha_and_differentiable():
     total, _ = losses.vitmatte_loss(pred, flat, unknown)
     total.backward()
     assert float(pred.grad.abs().sum()) > 0
+
+
+def test_laplacian_fits_matches_what_the_pyramid_accepts():
+    for side in (46, 48, 62, 63, 64, 65):
+        fits = losses.laplacian_fits(side)
+        image = paddle.zeros([1, 1, side, side])
+        try:
+            losses.laplacian_l1(image, image)
+            ran = True
+        except ValueError:
+            ran = False
+        assert fits == ran, side
+    assert losses.laplacian_fits(64) and not losses.laplacian_fits(48)

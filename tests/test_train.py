@@ -92,6 +92,11 @@ def test_cli_errors_name_the_key(data, tmp_path):
                              env=_env(data), capture_output=True, text=True)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert f"config key data.train.root: folder not found: {tmp_path}/nope; expected ROOT/fgr/" in missing.stderr
+    too_small = subprocess.run(TRAIN + ["--save-dir", str(tmp_path), "--opts", "loss.pha_laplacian=1"],
+                               env=_env(data), capture_output=True, text=True)
+    assert too_small.returncode == 2 and too_small.stderr.strip() == (
+        "error: loss.pha_laplacian needs images of at least 64 px for its 5 levels, but data.crop.min gives 48 px; "
+        "raise data.crop.min or set loss.pha_laplacian=0")
 
 
 def test_two_process_data_parallel_on_cpu(data, tmp_path):

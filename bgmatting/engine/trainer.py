@@ -75,6 +75,7 @@ class Trainer:
             raise UserError(f"config key train.batch_size ({self.train_cfg['batch_size']}) must be divisible by "
                             f"the number of processes ({self.world})")
         self.batch_size = self.train_cfg["batch_size"] // self.world
+        check_laplacian_sizes(cfg)
         self.train_samples = MattingSamples.from_config(cfg, "train")
         self.valid_samples = MattingSamples.from_config(cfg, "valid")
 
@@ -233,6 +234,22 @@ class Trainer:
                       key=lambda p: int(p.name[len("iter_"):]))
         for old in kept[: max(0, len(kept) - self.train_cfg["keep_checkpoints"])]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def check_laplacian_sizes(cfg: dict) -> None:
+    """Raise UserError when ``loss.pha_laplacian`` is on but a crop (or its coarse copy for MattingRefine) is
+    too small for the 5-level pyramid, instead of failing inside the first iteration."""
+    if not cfg["loss"]["pha_laplacian"]:
+        return
+    crop = cfg["data"]["crop"]
+    smallest = crop["min"] // crop["multiple"] * crop["multiple"]
+    sides = {"data.crop.min": smallest}
+    if cfg["model"]["type"] == "MattingRefine":
+        sides["data.crop.min × model.backbone_scale"] = int(smallest * cfg["model"]["backbone_scale"])
+    for what, side in sides.items():
+        if not losses.laplacian_fits(side):
+            raise UserError(f"loss.pha_laplacian needs images of at least 64 px for its 5 levels, but {what} gives "
+                            f"{side} px; raise data.crop.min or set loss.pha_laplacian=0")
 
 
 def validate(model, samples, loss_weights) -> dict:
