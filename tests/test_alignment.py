@@ -124,3 +124,15 @@ def test_no_drift_on_a_plain_wall_with_a_compressed_photo(seed):
     src = cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED)
     result = PlateAligner("ecc")(src, clean["plate"])
     assert corner_error(result.homography, np.eye(3), SIZE) < 0.4
+
+
+def test_a_wrong_feature_homography_loses_to_the_prior(monkeypatch):
+    """On a bare wall ORB can return a plausible but wrong fit (24-31 px off at 540x960 in the measurement):
+    refining from the prior (here: no alignment) as well and keeping the better-matching edges recovers."""
+    moved = pair(shift=(3.0, -2.0))
+    wrong = np.array([[1.0, 0.0, 20.0], [0.0, 1.0, -15.0], [0.0, 0.0, 1.0]])
+    monkeypatch.setattr(PlateAligner, "_feature_homography", lambda self, src, features: (wrong, 30))
+    assert corner_error(PlateAligner("homography")(moved["src"], moved["plate"]).homography, moved["homography"],
+                        SIZE) > 15
+    result = PlateAligner("ecc")(moved["src"], moved["plate"])
+    assert corner_error(result.homography, moved["homography"], SIZE) < 0.2

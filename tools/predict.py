@@ -1,4 +1,4 @@
-"""Background matting of a photo, a folder of photos or a video, given a clean plate (BackgroundMattingV2).
+"""Matting of a photo, a folder of photos or a video, given a clean plate (BackgroundMattingV2) or a trimap (ViTMatte).
 
 Flags follow the official inference_images.py / inference_video.py; ``--src`` and ``--bgr`` take a file, a
 folder or a video, and ``--bgr auto`` estimates the plate of a video shot without one.
@@ -11,6 +11,17 @@ Example:
     python predict.py --model-type mattingrefine --model-backbone mobilenetv2 \\
         --model-checkpoint pytorch_mobilenetv2.pth --src clip.mp4 --bgr plate.jpg \\
         --output-dir out_clip --output-types com pha --target-bgr 0,255,0 -y
+
+    # trimap matting (ViTMatte; official .pth, Hugging Face model.safetensors or converted .pdparams)
+    python predict.py --model-type vitmatte --model-checkpoint vitmatte-small/model.safetensors \\
+        --src photo.jpg --trimap trimap.png --output-dir out_vitmatte --output-types com pha
+    # no trimap: build one from a binary/soft mask (unknown band of +-15 px around its edges)
+    python predict.py --model-type vitmatte --model-checkpoint vitmatte_s.pdparams --src photos/ --mask masks/ \\
+        --mask-width 15 --output-dir out_masks --output-types pha
+    # cascade: BackgroundMattingV2's coarse alpha -> automatic trimap -> ViTMatte on the full-resolution photo
+    python predict.py --model-type bgmv2+vitmatte --model-backbone resnet50 --model-checkpoint pytorch_resnet50.pth \\
+        --model-vitmatte-checkpoint vitmatte_s.pdparams --src photo.jpg --bgr plate.jpg --output-dir out_cascade \\
+        --output-types com pha
 """
 import argparse
 import os
@@ -28,8 +39,10 @@ from bgmatting.data.alignment import ALIGNMENT_MODES, PlateAligner  # noqa: E402
 from bgmatting.data.io import write_image  # noqa: E402
 from bgmatting.data.plate_estimation import estimate_plate  # noqa: E402
 from bgmatting.data.synthetic import composite  # noqa: E402
+from bgmatting.data.trimap_inputs import TrimapInput  # noqa: E402
 from bgmatting.data.video import ThreadedReader, ThreadedWriter, VideoWriter, open_source  # noqa: E402
-from bgmatting.engine.predictor import BGMV2_BACKBONES, REFINE_MODES, Predictor  # noqa: E402
+from bgmatting.engine import vitmatte_kind  # noqa: E402
+from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES, Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
 OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
@@ -43,19 +56,25 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__[
                                          __doc__.index("Example:"):])
     model = parser.add_argument_group("model (official flags)")
-    model.add_argument("--model-type", required=True, choices=["mattingbase", "mattingrefine"])
-    model.add_argument("--model-backbone", required=True, choices=BGMV2_BACKBONES)
+    model.add_argument("--model-type", required=True, choices=list(MODEL_KINDS))
+    model.add_argument("--model-backbone", choices=BGMV2_BACKBONES, help="BackgroundMattingV2 models (required)")
     model.add_argument("--model-backbone-scale", type=float, default=0.25)
     model.add_argument("--model-checkpoint", required=True, help=".pth (official), .pdparams or .safetensors")
     model.add_argument("--model-refine-mode", default="sampling", choices=REFINE_MODES)
     model.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
     model.add_argument("--model-refine-threshold", type=float, default=0.7)
     model.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
+    vitmatte_kind.add_arguments(parser.add_argument_group("trimap models (vitmatte, bgmv2+vitmatte)"))
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--src", required=True, help="an image, a folder of images, or a video")
-    io.add_argument("--bgr", required=True,
-                    help="the clean plate: an image, a folder (paired with --src by sorted path), a video (paired "
+    io.add_argument("--bgr",
+                    help="BackgroundMattingV2 models: the clean plate: an image, a folder (paired with --src by sorted path), a video (paired "
                          "frame by frame), or 'auto' (temporal median of a --src video or folder)")
+    io.add_argument("--trimap", help="vitmatte: the trimap (0/128/255): an image, or a folder/video paired with --src")
+    io.add_argument("--mask", help="vitmatte without a trimap: a binary/soft mask (image, folder or video) whose edges "
+                                   "become the unknown band of the trimap")
+    io.add_argument("--mask-width", type=int, default=10,
+                    help="--mask: half-width in pixels of the unknown band around the mask's edges (default 10)")
     io.add_argument("--bgr-resize", action="store_true", help="resize a plate whose size differs from --src")
     io.add_argument("--preprocess-alignment", action="store_true",
                     help="align the plate to each source image (hand-held capture)")
@@ -136,8 +155,8 @@ def prepare_output_dir(path: Path, overwrite: bool) -> None:
     raise UserError(f"output directory already exists: {path} (pass -y to replace it)")
 
 
-def check_pairing(src, plate):
-    """Raise UserError for src/plate combinations that cannot be paired."""
+def check_pairing(src, plate, what="--bgr"):
+    """Raise UserError for src/plate (or src/trimap, ``what``) combinations that cannot be paired."""
     if plate is None:  # --bgr auto
         if src.kind == "image":
             raise UserError("--bgr auto needs a video or a folder of frames as --src, not a single image")
@@ -145,9 +164,9 @@ def check_pairing(src, plate):
     if plate.kind == "image":
         return
     if src.kind == "image":
-        raise UserError(f"--src is one image but --bgr is a {plate.kind}; pass one plate image")
+        raise UserError(f"--src is one image but {what} is a {plate.kind}; pass one image")
     if len(src) and len(plate) and len(src) != len(plate):
-        raise UserError(f"--src has {len(src)} {'images' if src.kind == 'folder' else 'frames'} but --bgr has "
+        raise UserError(f"--src has {len(src)} {'images' if src.kind == 'folder' else 'frames'} but {what} has "
                         f"{len(plate)}; they are paired by sorted path / frame index and must match in number "
                         "(or pass a single plate image)")
 
@@ -216,8 +235,24 @@ class OutputSink:
             video.close(ok)
 
 
-def run(args, src, plate, predictor, root: Path):
-    """Matte every frame of ``src`` into ``root`` (a fresh directory)."""
+def _plate_for(frame, plate_frame, name, aligner, fallbacks, args):
+    """The plate for ``frame``: aligned (warnings recorded in ``fallbacks``), or size-checked and resized."""
+    if aligner is not None:
+        alignment = aligner(frame, plate_frame)
+        if alignment.warning:
+            if not fallbacks:
+                tqdm.write(f"warning: {name}: {alignment.warning}", file=sys.stderr)
+            fallbacks[name] = alignment.warning
+        return alignment.plate
+    check_sizes(frame.shape, plate_frame.shape, args, name)
+    if plate_frame.shape != frame.shape:
+        plate_frame = cv2.resize(plate_frame, frame.shape[1::-1], interpolation=cv2.INTER_AREA)
+    return plate_frame
+
+
+def run(args, src, plate, predictor, root: Path, trimaps=None):
+    """Matte every frame of ``src`` into ``root`` (a fresh directory); ``trimaps`` (a TrimapInput) turns the frames
+    paired from ``plate`` into trimaps for trimap models."""
     target = TargetBackground(args.target_bgr) if args.target_bgr else (
         TargetBackground(",".join(map(str, DEFAULT_VIDEO_BGR))) if args.output_format == "video" else None)
     sink = OutputSink(root, args.output_types, args.output_format, src.fps, target)
@@ -229,24 +264,17 @@ def run(args, src, plate, predictor, root: Path):
             frames = tqdm(ThreadedReader(frame_pairs(src, plate)), total=len(src) or None, unit="frame",
                           disable=src.kind == "image", file=sys.stderr)
             for name, frame, plate_frame in frames:
-                if aligner is not None:
-                    alignment = aligner(frame, plate_frame)
-                    plate_frame = alignment.plate
-                    if alignment.warning:
-                        if not fallbacks:
-                            tqdm.write(f"warning: {name}: {alignment.warning}", file=sys.stderr)
-                        fallbacks[name] = alignment.warning
+                if trimaps is not None:
+                    result = predictor(src=frame, trimap=trimaps(name, frame, plate_frame))
                 else:
-                    check_sizes(frame.shape, plate_frame.shape, args, name)
-                    if plate_frame.shape != frame.shape:
-                        plate_frame = cv2.resize(plate_frame, frame.shape[1::-1], interpolation=cv2.INTER_AREA)
-                result = predictor(src=frame, bgr=plate_frame)
+                    result = predictor(src=frame, bgr=_plate_for(frame, plate_frame, name, aligner, fallbacks, args))
                 writer.submit(sink.write, name, sink.images(result))
         ok = True
     finally:
         sink.close(ok)
     if len(fallbacks) > 1:
-        print(f"warning: plate alignment fell back on {len(fallbacks)} of {len(src)} frames", file=sys.stderr)
+        print(f"warning: plate alignment warned on {len(fallbacks)} of {len(src)} frames (the first is shown above)",
+              file=sys.stderr)
 
 
 def finalize(partial: Path, output: Path):
@@ -286,6 +314,42 @@ def load_plate(args, src):
     return estimate.plate
 
 
+def check_model_inputs(args):
+    """Raise UserError for inputs and outputs that do not fit the model type (a plate vs a trimap or mask)."""
+    if args.model_type == "mattingbase" and "ref" in args.output_types:
+        raise UserError("--output-types ref needs --model-type mattingrefine (MattingBase refines nothing)")
+    if MODEL_KINDS[args.model_type].guide == "trimap":
+        if args.bgr or args.bgr_resize or args.preprocess_alignment:
+            raise UserError(f"--bgr, --bgr-resize and --preprocess-alignment are for clean-plate models; "
+                            f"{args.model_type} takes --trimap TRIMAP or --mask MASK")
+        if (args.trimap is None) == (args.mask is None):
+            raise UserError(f"{args.model_type} needs exactly one of --trimap TRIMAP and --mask MASK")
+        if {"err", "ref"} & set(args.output_types):
+            raise UserError(f"--output-types err and ref come from BackgroundMattingV2; {args.model_type} predicts "
+                            "alpha only")
+        return
+    if args.trimap or args.mask:
+        raise UserError(f"--trimap and --mask are for --model-type vitmatte; {args.model_type} takes a clean plate "
+                        "(--bgr)")
+    if args.bgr is None:
+        raise UserError(f"{args.model_type} needs a clean plate: --bgr PLATE (or --bgr auto for a video)")
+    if args.model_backbone is None:
+        raise UserError(f"{args.model_type} needs --model-backbone ({', '.join(BGMV2_BACKBONES)})")
+    if args.model_type == "bgmv2+vitmatte":
+        if not args.model_vitmatte_checkpoint:
+            raise UserError("bgmv2+vitmatte needs the ViTMatte weights too: --model-vitmatte-checkpoint CKPT")
+        if args.backend != "dygraph":
+            raise UserError("the bgmv2+vitmatte cascade runs on the dygraph backend only")
+
+
+def load_trimaps(args, src):
+    """(the --trimap/--mask source, a TrimapInput turning its frames into trimaps), checked against ``src``."""
+    what = "--trimap" if args.trimap else "--mask"
+    source = open_source(args.trimap or args.mask, what)
+    check_pairing(src, source, what)
+    return source, TrimapInput(None if args.trimap else args.mask_width, what)
+
+
 @cli_main
 def main(argv=None):
     """Parse arguments, validate every input, then matte into a temporary directory renamed at the end."""
@@ -293,14 +357,17 @@ def main(argv=None):
     output = Path(args.output_dir)
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise UserError(f"--cpu-threads must be >= 1, got {args.cpu_threads}")
-    if args.model_type == "mattingbase" and "ref" in args.output_types:
-        raise UserError("--output-types ref needs --model-type mattingrefine (MattingBase refines nothing)")
+    check_model_inputs(args)
     src = open_source(args.src, "--src")
     args.output_format = resolve_output_format(args, src)
     if args.target_bgr:
         TargetBackground(args.target_bgr)  # validate before any work
     prepare_output_dir(output, args.y)
-    plate = load_plate(args, src)
+    trimaps = None
+    if MODEL_KINDS[args.model_type].guide == "trimap":
+        plate, trimaps = load_trimaps(args, src)
+    else:
+        plate = load_plate(args, src)
     predictor = Predictor.from_args(args, backend=args.backend, cpu_threads=args.cpu_threads)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
@@ -308,7 +375,7 @@ def main(argv=None):
     try:
         if isinstance(plate, np.ndarray):
             write_image(partial / PLATE_FILE, plate)
-        run(args, src, plate, predictor, partial)
+        run(args, src, plate, predictor, partial, trimaps)
         finalize(partial, output)
     finally:
         if partial.exists():

@@ -355,8 +355,6 @@ class PlateAligner:
             results = [results[int(np.argmax(scores))]]
         homography, converged, from_features, _ = results[0]
         warnings = list(warnings)
-        if features is not None and not from_features:
-            warnings.append(f"the feature homography fitted worse than {prior_name}, which was refined instead")
         if not converged:
             warnings.append("sub-pixel (ECC) refinement did not converge")
         elif features is None:
