@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bgmatting.eval_report import (PredictionSaver, WorstImages, format_table, write_metrics_json,  # noqa: E402
                                    write_per_image_csv)
-from bgmatting.engine import evaluator  # noqa: E402
+from bgmatting.engine import evaluator, vitmatte_kind  # noqa: E402
 from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES, Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
@@ -68,6 +68,7 @@ def parse_args(argv=None):
     model.add_argument("--model-refine-threshold", type=float, default=0.7)
     model.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
     model.add_argument("--model-checkpoint", help="checkpoint (.pth, .pdparams, .safetensors)")
+    vitmatte_kind.add_arguments(model)
     model.add_argument("--random-init", action="store_true",
                        help="evaluate an untrained model (weights drawn with paddle.seed(--seed))")
     model.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
@@ -143,8 +144,11 @@ def build_predict_fn(args):
                 {"baseline": args.baseline, "threshold": args.baseline_threshold})
     if args.baseline:
         return evaluator.BASELINES[args.baseline](), {"baseline": args.baseline}
-    description = {"type": args.model_type, "backbone": args.model_backbone,
-                   "checkpoint": args.model_checkpoint or "random init"}
+    description = {"type": args.model_type, "checkpoint": args.model_checkpoint or "random init"}
+    if args.model_type != "vitmatte":
+        description["backbone"] = args.model_backbone
+    if args.model_type == "bgmv2+vitmatte":
+        description["vitmatte_checkpoint"] = args.model_vitmatte_checkpoint
     if args.model_type == "mattingrefine":
         description.update(backbone_scale=args.model_backbone_scale, refine_mode=args.model_refine_mode,
                            refine_sample_pixels=args.model_refine_sample_pixels,

@@ -11,13 +11,14 @@ Extending it:
   input size, ``err``/``ref`` at any size, ``ref`` may be None). Only ``dygraph`` exists here.
 """
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import cv2
 import numpy as np
 
 from bgmatting.engine.backends import static_backend
+from bgmatting.engine.vitmatte_kind import CASCADE_KIND, VITMATTE_KIND
 from bgmatting.errors import UserError
 
 BGMV2_BACKBONES = ("resnet50", "resnet101", "mobilenetv2")
@@ -46,6 +47,7 @@ class ModelKind:
         run: ``(model, src, guide) -> dict`` with paddle tensors src (1, 3, H, W) and guide (1, C, H, W) in
             [0, 1]; returns numpy ``pha`` (H, W), ``fgr`` (H, W, 3), ``err`` (h, w), ``ref`` (h', w') or None.
         pad_mode: ``numpy.pad`` mode for the padding (``"edge"``; ``"constant"`` pads with zeros).
+        options: extra Predictor keyword arguments of this type and their defaults (CLI flags ``--model-<name>``).
     """
 
     guide: str
@@ -55,6 +57,7 @@ class ModelKind:
     load: Callable
     run: Callable
     pad_mode: str = "edge"
+    options: dict = field(default_factory=dict)
 
 
 def _build_bgmv2(options):
@@ -129,6 +132,8 @@ _BGMV2 = dict(guide="bgr", pad_multiple=4, build=_build_bgmv2, read=_read_bgmv2,
 MODEL_KINDS = {
     "mattingbase": ModelKind(**_BGMV2, run=_run_base),
     "mattingrefine": ModelKind(**_BGMV2, run=_run_refine),
+    "vitmatte": ModelKind(**VITMATTE_KIND),  # trimap matting, see bgmatting/engine/vitmatte_kind.py
+    "bgmv2+vitmatte": ModelKind(**CASCADE_KIND),  # BGMv2 coarse alpha → automatic trimap → ViTMatte
 }
 
 
@@ -191,8 +196,9 @@ class Predictor:
     """A matting model with its pre- and post-processing: numpy images in, alpha and foreground out.
 
     Args:
-        model_type: ``"mattingbase"`` or ``"mattingrefine"`` (a key of :data:`MODEL_KINDS`).
-        backbone: ``"resnet50"``, ``"resnet101"`` or ``"mobilenetv2"``.
+        model_type: a key of :data:`MODEL_KINDS`: ``"mattingbase"``, ``"mattingrefine"`` (clean plate),
+            ``"vitmatte"`` (trimap) or ``"bgmv2+vitmatte"`` (clean plate → automatic trimap → ViTMatte).
+        backbone: ``"resnet50"``, ``"resnet101"`` or ``"mobilenetv2"`` (BackgroundMattingV2 models).
         backbone_scale, refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size: as
             :class:`bgmatting.models.MattingRefine` (official defaults; the official CLI's threshold is 0.7).
         checkpoint: path of a ``.pth`` / ``.pdparams`` / ``.safetensors`` checkpoint, or None (random weights).
@@ -202,6 +208,8 @@ class Predictor:
             or export the checkpoint on the fly.
         cpu_threads: CPU threads of the inference/onnx runtimes (None = all CPUs).
         model: an already built model (e.g. the trainer's); then ``checkpoint`` is not read.
+        **model_options: the extra options of the model type (``ModelKind.options``), e.g. ViTMatte's
+            ``attention_chunk_size`` or the cascade's ``vitmatte_checkpoint`` (see bgmatting/engine/vitmatte_kind.py).
     Input:
         src: uint8 (H, W, 3) RGB, or float in [0, 1].
         bgr: clean plate, same shape and type rules as ``src`` (BackgroundMattingV2 models).
@@ -209,8 +217,10 @@ class Predictor:
     Output:
         dict of float32 arrays at the input's size: ``pha`` (H, W) in [0, 1]; ``fgr`` (H, W, 3) in [0, 1];
         ``err`` (H, W) in [0, 1], the predicted error map bilinearly upsampled; ``ref`` (H, W) in {0, 1}, the
-        refined patches nearest-upsampled (all 0 for MattingBase, which refines nothing).
-        Sides that are not multiples of 4 are padded by edge replication and cropped back; nothing is resized.
+        refined patches nearest-upsampled (all 0 for MattingBase, which refines nothing). ViTMatte predicts
+        alpha only: its ``fgr`` is ``src`` and ``err``/``ref`` are 0 (the cascade's are BackgroundMattingV2's).
+        Sides that are not multiples of 4 are padded by edge replication and cropped back; nothing is resized
+        (ViTMatte: zero padding to 32 after normalisation, as Hugging Face's processor).
     Example:
         >>> predictor = Predictor("mattingrefine", "resnet50", checkpoint="pytorch_resnet50.pth")
         >>> out = predictor(src=read_image("src.png"), bgr=read_image("bgr.png"))
@@ -221,17 +231,21 @@ class Predictor:
     def __init__(self, model_type: str = "mattingrefine", backbone: str = "resnet50", backbone_scale: float = 0.25,
                  refine_mode: str = "sampling", refine_sample_pixels: int = 80_000, refine_threshold: float = 0.1,
                  refine_kernel_size: int = 3, checkpoint=None, device: str = "cpu", backend: str = "dygraph",
-                 model=None, cpu_threads: int = None):
+                 model=None, cpu_threads: int = None, **model_options):
         if model_type not in MODEL_KINDS:
             raise UserError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_KINDS)}")
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.model_type = model_type
         self.kind = MODEL_KINDS[model_type]
+        unknown = sorted(set(model_options) - set(self.kind.options))
+        if unknown:
+            raise UserError(f"{model_type} takes no option {', '.join(unknown)}")
         options = dict(model_type=model_type, backbone=backbone, backbone_scale=backbone_scale,
                        refine_mode=refine_mode, refine_sample_pixels=refine_sample_pixels,
                        refine_threshold=refine_threshold, refine_kernel_size=refine_kernel_size,
-                       checkpoint=checkpoint, model=model, cpu_threads=cpu_threads)
+                       checkpoint=checkpoint, model=model, cpu_threads=cpu_threads,
+                       **{**self.kind.options, **model_options})
         self.runner = BACKENDS[backend](self.kind, options, device)
 
     @classmethod
@@ -243,6 +257,8 @@ class Predictor:
                        refine_threshold=args.model_refine_threshold,
                        refine_kernel_size=args.model_refine_kernel_size, checkpoint=args.model_checkpoint,
                        device=args.device)
+        options.update({name: getattr(args, f"model_{name}") for name in MODEL_KINDS[args.model_type].options
+                        if hasattr(args, f"model_{name}")})  # --model-<name> flags of the type's extra options
         options.update(overrides)
         return cls(**options)
 

@@ -42,13 +42,27 @@ def preprocess(images, trimaps, size_divisor=SIZE_DIVISOR):
             raise UserError(f"trimap {i} must be (H, W) grey, got shape {list(trimap.shape)}")
         check_same_size(image, trimap, f"image {i}", f"trimap {i}")
         check_same_size(image, images[0], f"image {i}", "image 0")
-    height, width = images[0].shape[:2]
-    rgb = (np.stack(images).astype(np.float32) / 255.0 - IMAGE_MEAN) / IMAGE_STD
-    tri = np.stack(trimaps).astype(np.float32)[..., None] / 255.0
-    pixel_values = np.concatenate([rgb, tri], axis=3).transpose(0, 3, 1, 2)
+    pixel_values = normalize_and_pad(np.stack(images).astype(np.float32) / 255.0,
+                                     np.stack(trimaps).astype(np.float32) / 255.0, size_divisor)
+    return pixel_values, images[0].shape[:2]
+
+
+def normalize_and_pad(images, trimaps, size_divisor=SIZE_DIVISOR):
+    """The steps of :func:`preprocess` after rescaling: normalise, stack the trimap as 4th channel, zero-pad.
+
+    Args:
+        images: (B, H, W, 3) float32 RGB in [0, 1] (already divided by 255).
+        trimaps: (B, H, W) float32 in [0, 1] (0, 128/255, 1).
+        size_divisor: pad height and width up to a multiple of this (32).
+    Returns:
+        (B, 4, H', W') float32 pixel values as :func:`preprocess`.
+    """
+    height, width = images.shape[1:3]
+    rgb = (images - IMAGE_MEAN) / IMAGE_STD
+    pixel_values = np.concatenate([rgb, trimaps[..., None]], axis=3).transpose(0, 3, 1, 2)
     pad_h, pad_w = -height % size_divisor, -width % size_divisor
     pixel_values = np.pad(pixel_values, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)))
-    return np.ascontiguousarray(pixel_values), (height, width)
+    return np.ascontiguousarray(pixel_values, dtype=np.float32)
 
 
 def postprocess(alphas, size):
