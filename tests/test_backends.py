@@ -48,26 +48,29 @@ def dygraph(model, *inputs):
 
 @pytest.fixture(scope="module")
 def refine_exports(tmp_path_factory):
-    """(model, export dir) for sampling (patches refined) and thresholding at 1.0 (no patch: err ≤ 1)."""
+    """(model, export dir) for sampling (patches refined), thresholding at 1.0 (no patch: err ≤ 1), and sampling
+    exported at a fixed 64x96 (integer-ratio resizes instead of gather + lerp)."""
     exports = {}
-    for name, mode, threshold in (("sampling", "sampling", 0.1), ("none", "thresholding", 1.0)):
+    for name, mode, threshold, size in (("sampling", "sampling", 0.1, None), ("none", "thresholding", 1.0, None),
+                                        ("fixed", "sampling", 0.1, (64, 96))):
         model = tiny_refine(mode, threshold)
         directory = tmp_path_factory.mktemp(name)
-        export_model(model, "mattingrefine", directory, {"backbone": "mobilenetv2"}, onnx=True)
+        export_model(model, "mattingrefine", directory, {"backbone": "mobilenetv2"}, input_size=size, onnx=True)
         exports[name] = model, directory
     return exports
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-@pytest.mark.parametrize("case", ["sampling", "none"])
+@pytest.mark.parametrize("case", ["sampling", "none", "fixed"])
 def test_bgmv2_runtimes_agree_with_dygraph(refine_exports, runtime, case):
     model, directory = refine_exports[case]
     run = RUNTIMES[runtime](directory, cpu_threads=2)
-    for shape in ((2, 72, 104), (1, 64, 48)):  # dynamic batch, height and width; sides not multiples of 16
+    shapes = ((2, 64, 96),) if case == "fixed" else ((2, 72, 104), (1, 64, 48))  # dynamic: any batch/H/W
+    for shape in shapes:
         inputs = images(*shape)
         expected, got = dygraph(model, *inputs), run(*inputs)
         refined = expected[5].sum()
-        assert (refined > 0) == (case == "sampling")
+        assert (refined > 0) == (case != "none")
         assert 0 < expected[4].min() and expected[4].max() < 1  # no clipped errors: no ties in the sampling
         for name, want, have in zip(OUTPUTS, expected, got):
             assert have.shape == want.shape, name

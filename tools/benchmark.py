@@ -221,7 +221,7 @@ def our_runner(backend, model, model_type, backbone, size, threads, workdir):
 
     directory = os.path.join(workdir, "export")
     export_model(model, model_type, directory, {"backbone": backbone},
-                 input_size=(size[1], size[0]) if model_type == "vitmatte" else None, onnx=backend == "onnx")
+                 input_size=(size[1], size[0]), onnx=backend == "onnx")  # fixed size, as for a video
     return open_runtime(backend, directory, cpu_threads=threads)
 
 

@@ -10,8 +10,8 @@ Example:
 
 Writes SAVE_DIR/model.json + model.pdiparams (paddle.jit.save, PIR), export.json (model type, options baked into
 the graph, inputs/outputs, pre-processing) and, with --onnx, model.onnx. BackgroundMattingV2 graphs take any
-batch/height/width (H, W multiples of 4); the refine options are fixed at export. ViTMatte graphs have a fixed
---input-size (the processor pads to multiples of 32). --check runs the export against the dygraph model.
+batch/height/width (H, W multiples of 4), or a fixed --input-size (faster: integer-ratio resizes); the refine
+options are fixed at export. ViTMatte graphs have a fixed --input-size (the processor pads to multiples of 32). --check runs the export against the dygraph model.
 """
 import argparse
 import os
@@ -39,7 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("--model-refine-threshold", type=float, default=0.1)
     parser.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
-                        help="ViTMatte: the fixed (padded) input size, multiples of 32")
+                        help="fixed input size: required for ViTMatte (multiples of 32); optional for BGMv2 "
+                             "(multiples of 4; faster under oneDNN, but then only that size runs)")
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx (paddle2onnx, opset 17)")
     parser.add_argument("--check", action="store_true",
                         help="run Paddle Inference (and onnxruntime) on random inputs against the dygraph model")
@@ -64,7 +65,7 @@ def check_export(model, model_type, save_dir, onnx, input_size):
     if model_type == "vitmatte":
         inputs = [rng.uniform(-1, 1, (1, 4, *input_size)).astype(np.float32)]
     else:
-        src = rng.random((1, 3, 128, 160), dtype=np.float32)
+        src = rng.random((1, 3, *(input_size or (128, 160))), dtype=np.float32)
         inputs = [src, np.clip(src + 0.2 * rng.random(src.shape, dtype=np.float32), 0, 1)]
     with paddle.no_grad():
         expected = model(*[paddle.to_tensor(x) for x in inputs])
@@ -84,8 +85,7 @@ def main(argv=None):
         raise UserError("ViTMatte exports at a fixed size: give --input-size H W (multiples of 32)")
     from bgmatting.export import export_model, input_shapes, load_model
 
-    if args.model_type == "vitmatte":
-        input_shapes("vitmatte", args.input_size)  # validate before loading the weights
+    input_shapes(args.model_type, args.input_size)  # validate before loading the weights
     model, options = load_model(args.model_type, args.model_path,
                                 None if args.model_type == "vitmatte" else bgmv2_options(args))
     metadata = export_model(model, args.model_type, args.save_dir, options, input_size=args.input_size,

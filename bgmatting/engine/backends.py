@@ -41,9 +41,7 @@ class _Runtime:
             array = np.ascontiguousarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.float32)
             if array.ndim != len(spec["shape"]) or any(s is not None and s != a for s, a in zip(spec["shape"], array.shape)):
                 raise UserError(f"input {spec['name']} must have shape {spec['shape']} (None = any), got "
-                                f"{list(array.shape)}" + (" (ViTMatte exports have a fixed size: re-export with "
-                                                          "--input-size)" if self.metadata["model_type"] == "vitmatte"
-                                                          else ""))
+                                f"{list(array.shape)} (a fixed-size export: re-export with another --input-size)")
             arrays.append(array)
         return arrays
 

@@ -41,7 +41,9 @@ def resize_bilinear(x, size):
         (B, C, h, w) tensor.
     """
     if _GATHER_RESIZE[0]:
-        return _lerp_axis(_lerp_axis(x, size[0], 2), size[1], 3)
+        for axis, out in ((2, size[0]), (3, size[1])):
+            x = _integer_ratio_axis(x, axis, out, linear=True)
+        return x
     return F.interpolate(x, size=list(size), mode="bilinear", align_corners=False)
 
 
@@ -56,14 +58,79 @@ def resize_nearest(x, size):
     """
     if _GATHER_RESIZE[0]:
         for axis, out in ((2, size[0]), (3, size[1])):
-            source = paddle.floor(_positions(out) * _ratio(x, axis, out)).astype("int64")
-            x = paddle.index_select(x, _clamp_to_axis(source, x, axis), axis=axis)
+            x = _integer_ratio_axis(x, axis, out, linear=False)
         return x
     return F.interpolate(x, size=list(size), mode="nearest")
 
 
+@paddle.jit.not_to_static  # plain Python decisions on static sizes; dy2static mangles its early returns
+def _integer_ratio_axis(x, axis, out, linear: bool):
+    """Resize one axis. With static sizes in an integer ratio (the usual case at fixed input sizes: 1/4, ×2, ×4, ×8)
+    only slices, scalar multiplies and an interleave are used, which oneDNN runs fast; otherwise gather + lerp."""
+    size = _size(x, axis)
+    if not (isinstance(size, int) and isinstance(out, int)):
+        return _lerp_axis(x, out, axis) if linear else _nearest_axis(x, out, axis)
+    if size == out:
+        return x
+    if size == 1:  # e.g. ASPP's pooled branch: a broadcast (zero-length slices below would break oneDNN)
+        repeats = [1] * x.ndim
+        repeats[axis] = out
+        return paddle.tile(x, repeats)
+    if size % out == 0:
+        step = size // out
+        if linear and step % 2 == 0:  # source (j + 0.5)·step − 0.5 lies halfway between two pixels
+            return 0.5 * (_strided(x, axis, step // 2 - 1, step) + _strided(x, axis, step // 2, step))
+        return _strided(x, axis, (step - 1) // 2 if linear else 0, step)
+    if out % size == 0:
+        return _upsample_integer(x, axis, out // size, linear)
+    return _lerp_axis(x, out, axis) if linear else _nearest_axis(x, out, axis)
+
+
+def _strided(x, axis, start, step):
+    return paddle.strided_slice(x, axes=[axis], starts=[start], ends=[x.shape[axis]], strides=[step])
+
+
+def _upsample_integer(x, axis, factor, linear):
+    """×factor along ``axis``: output phase r of pixel i is x[i] (nearest) or the lerp of x[i] and its neighbour
+    at offset d = (r + 0.5)/factor − 0.5 (borders replicated, as torch's clamping does); phases interleaved."""
+    size = x.shape[axis]
+    if linear:
+        previous = paddle.concat([paddle.slice(x, [axis], [0], [1]), paddle.slice(x, [axis], [0], [size - 1])], axis)
+        following = paddle.concat([paddle.slice(x, [axis], [1], [size]), paddle.slice(x, [axis], [size - 1], [size])],
+                                  axis)
+    phases = []
+    for r in range(factor):
+        offset = (r + 0.5) / factor - 0.5
+        if not linear:
+            phases.append(x)
+        elif offset < 0:
+            phases.append(x * (1 + offset) + previous * -offset)
+        else:
+            phases.append(x * (1 - offset) + following * offset)
+    shape = [0] + list(x.shape[1:])  # 0 = keep the (possibly dynamic) batch
+    shape[axis] = size * factor
+    return paddle.stack(phases, axis=axis + 1).reshape(shape)
+
+
+def _nearest_axis(x, out, axis):
+    source = paddle.floor(_positions(out) * _ratio(x, axis, out)).astype("int64")
+    return paddle.index_select(x, _clamp_to_axis(source, x, axis), axis=axis)
+
+
 def _positions(out):
     return paddle.arange(out, dtype="float32")
+
+
+def _size(x, axis):
+    """Length of ``axis``: an int when static, else a 0-D int tensor (static graph with dynamic sizes).
+
+    Prefers ``x.shape`` because ``paddle.shape`` values come out permuted under oneDNN when the graph has fixed
+    sizes (index out of range in Paddle 3.3.1); a dynamic length shows there as -1 (or as a tensor under dy2static).
+    """
+    size = x.shape[axis]
+    if isinstance(size, int) and size < 0:
+        return paddle.shape(x)[axis]
+    return size
 
 
 def _float(value):
@@ -72,17 +139,13 @@ def _float(value):
 
 
 def _ratio(x, axis, out):
-    """in / out of one axis as float32 (torch's scale for ``align_corners=False`` with an explicit size).
-
-    Uses ``x.shape`` (ints where static) rather than ``paddle.shape``, whose values come out permuted under
-    oneDNN when the graph has fixed sizes (index out of range in Paddle 3.3.1).
-    """
-    return _float(x.shape[axis]) / _float(out)
+    """in / out of one axis as float32 (torch's scale for ``align_corners=False`` with an explicit size)."""
+    return _float(_size(x, axis)) / _float(out)
 
 
 def _clamp_to_axis(index, x, axis):
     """min(index, size - 1) for an int64 index tensor along ``axis`` of ``x``."""
-    size = x.shape[axis]
+    size = _size(x, axis)
     if isinstance(size, int):
         return paddle.clip(index, max=size - 1)
     return paddle.minimum(index, size.astype("int64") - 1)
