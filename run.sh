@@ -51,6 +51,7 @@ case "$cmd" in
   serve) ensure; PY tools/serve.py "$@" ;;
   demo) ensure; PY stages/demo.py "$@" ;;
   stage1|stage2|stage3) ensure; PY "stages/$cmd.py" "$@" ;;
+  vitmatte) ensure; PY stages/vitmatte.py "$@" ;;
   help|-h|--help) sed -n '2,6p' "$0" ;;
   *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
 esac

@@ -1,4 +1,4 @@
-r"""Train BackgroundMattingV2 (MattingBase or MattingRefine) from a YAML config.
+r"""Train BackgroundMattingV2 (MattingBase or MattingRefine) or ViTMatte from a YAML config.
 
 Example:
     python tools/make_synthetic.py --out data/synthetic
@@ -7,6 +7,10 @@ Example:
     # the paper's stage 1 (paths also from the VIDEOMATTE240K / BACKGROUNDS environment variables)
     python tools/train.py --config configs/bgmv2/base_resnet50_videomatte240k.yaml --save-dir output/stage1 \
         --pretrained pretraining/best_deeplabv3_resnet50_voc_os16.pth
+
+    # ViTMatte-S with the official recipe from DINO ViT-S/16 weights (or ./run.sh vitmatte)
+    python tools/train.py --config configs/vitmatte/train_vitmatte_s.yaml --save-dir output/vitmatte \
+        --pretrained pretrained/dino_deitsmall16_pretrain.pth
 
     # data parallel (GPUs, or CPU processes)
     python -m paddle.distributed.launch --nproc_per_node 2 tools/train.py --config ... --save-dir ...
@@ -23,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", message=".*ccache.*")
 warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
 
-from bgmatting.config import load_config  # noqa: E402
 from bgmatting.errors import cli_main  # noqa: E402
 
 
@@ -35,7 +38,8 @@ def parse_args(argv=None):
     parser.add_argument("--save-dir", default="output", help="checkpoints and logs (default: output)")
     parser.add_argument("--resume-model", default=None, help="checkpoint folder to resume from")
     parser.add_argument("--pretrained", default=None,
-                        help="backbone/ASPP initialisation (ImageNet or DeepLabV3 weights); = model.pretrained")
+                        help="backbone initialisation (BGMv2: ImageNet or DeepLabV3 weights; ViTMatte: DINO/MAE ViT); "
+                             "= model.pretrained")
     parser.add_argument("--seed", type=int, default=None, help="random seed (= train.seed)")
     return parser.parse_args(argv)
 
@@ -48,10 +52,10 @@ def main(argv=None):
         opts.append(f"model.pretrained={args.pretrained}")
     if args.seed is not None:
         opts.append(f"train.seed={args.seed}")
-    cfg = load_config(args.config, opts)
-    from bgmatting.engine.trainer import Trainer
+    from bgmatting.engine.vitmatte_trainer import load_training_config
 
-    result = Trainer(cfg, args.save_dir, args.resume_model).train()
+    trainer_class, cfg = load_training_config(args.config, opts)  # the trainer for the config's model type
+    result = trainer_class(cfg, args.save_dir, args.resume_model).train()
     print(f"done: iteration {result['iteration']}, best validation SAD {result['best_sad']:.4f}, "
           f"outputs in {result['save_dir']}")
     return result

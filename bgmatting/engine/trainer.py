@@ -75,7 +75,7 @@ class Trainer:
             raise UserError(f"config key train.batch_size ({self.train_cfg['batch_size']}) must be divisible by "
                             f"the number of processes ({self.world})")
         self.batch_size = self.train_cfg["batch_size"] // self.world
-        check_laplacian_sizes(cfg)
+        self._check_config()
         self.train_samples = MattingSamples.from_config(cfg, "train")
         self.valid_samples = MattingSamples.from_config(cfg, "valid")
 
@@ -83,16 +83,12 @@ class Trainer:
             paddle.distributed.init_parallel_env()
         build.model_registry()  # imports paddleseg, which draws random numbers: before seeding
         self._seed(self.train_cfg["seed"])  # the same initial weights on every rank
-        self.model = build.build_model(cfg["model"])
+        self.model = self._build_model()
         if self.world > 1 and self.on_gpu and self.train_cfg["sync_bn"]:
             self.model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.log = self._logger()
-        for key in ("pretrained", "init_from"):
-            if cfg["model"][key] and not (key == "pretrained" and build.pretrained_by_constructor(cfg["model"])):
-                count = build.load_matched_weights(self.model, cfg["model"][key], f"model.{key}")
-                self.log.info(f"model.{key}: loaded {count} tensors from {cfg['model'][key]}")
-        self.optimizer = paddle.optimizer.Adam(
-            learning_rate=1.0, parameters=build.parameter_groups(self.model, self.train_cfg["lr"]))
+        self._load_initial_weights()
+        self.optimizer = self._build_optimizer()
         self.amp = bool(self.train_cfg["amp"]) and self.on_gpu
         self.scaler = paddle.amp.GradScaler() if self.amp else None
         self.iteration, self.best = 0, {"sad": float("inf")}
@@ -100,6 +96,25 @@ class Trainer:
         self.network = paddle.DataParallel(self.model) if self.world > 1 else self.model
 
     # ------------------------------------------------------------------------------------------ set-up
+    # (model-specific parts are methods, so that a trainer for another model family overrides only these:
+    # _check_config, _build_model, _load_initial_weights, _build_optimizer, _prepare, _forward_loss, _validate)
+
+    def _check_config(self):
+        check_laplacian_sizes(self.cfg)
+
+    def _build_model(self):
+        return build.build_model(self.cfg["model"])
+
+    def _load_initial_weights(self):
+        for key in ("pretrained", "init_from"):
+            value = self.cfg["model"][key]
+            if value and not (key == "pretrained" and build.pretrained_by_constructor(self.cfg["model"])):
+                count = build.load_matched_weights(self.model, value, f"model.{key}")
+                self.log.info(f"model.{key}: loaded {count} tensors from {value}")
+
+    def _build_optimizer(self):
+        return paddle.optimizer.Adam(learning_rate=1.0,
+                                     parameters=build.parameter_groups(self.model, self.train_cfg["lr"]))
 
     @staticmethod
     def _seed(seed):
@@ -144,14 +159,17 @@ class Trainer:
         src, bgr = augment.simulate_plate(pha, fgr, bgr, rng, self.cfg["augment"]["plate"])
         return _nchw(src), _nchw(bgr), _nchw(pha), _nchw(fgr)
 
-    def _step(self, src, bgr, pha, fgr):
+    def _forward_loss(self, src, bgr, pha, fgr):
+        """Forward one prepared batch (the tensors of :meth:`_prepare`) → (total loss, terms)."""
+        return compute_loss(self.network(src, bgr), pha, fgr, self.cfg["loss"])
+
+    def _step(self, *batch):
         # ASPP has dropout: its masks come from Paddle's generator, re-seeded per (seed, iteration, rank)
         # so that a resumed run draws the same masks as an uninterrupted one.
         paddle.seed(int(np.random.SeedSequence([self.train_cfg["seed"], 5, self.iteration, self.rank])
                         .generate_state(1)[0]))
         with paddle.amp.auto_cast(enable=self.amp):
-            outputs = self.network(src, bgr)
-            total, terms = compute_loss(outputs, pha, fgr, self.cfg["loss"])
+            total, terms = self._forward_loss(*batch)
         if self.scaler is not None:
             self.scaler.scale(total).backward()
             self.scaler.step(self.optimizer)
@@ -214,7 +232,7 @@ class Trainer:
     def _validate_and_keep_best(self, writer):
         if self.rank != 0:
             return
-        result = validate(self.model, self.valid_samples, self.cfg["loss"])
+        result = self._validate()
         self.model.train()
         _append_csv(self.save_dir / "valid.csv", {"iteration": self.iteration, **result})
         for name, value in result.items():
@@ -225,6 +243,10 @@ class Trainer:
             save_checkpoint(self.save_dir / "best_model", self.model, state={"iteration": self.iteration,
                                                                               "metrics": result})
             self.log.info(f"new best model at iteration {self.iteration}: SAD {result['sad']:.4f}")
+
+    def _validate(self) -> dict:
+        """Validation metrics ``{"loss", "sad", "mse", ...}`` of the current model (the best has the lowest SAD)."""
+        return validate(self.model, self.valid_samples, self.cfg["loss"])
 
     def _save(self):
         state = {"iteration": self.iteration, "best": self.best}
