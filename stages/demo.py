@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore", message=".*ccache.*")
 warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
 
-from bgmatting.config import load_config  # noqa: E402
 from bgmatting.data import synthetic  # noqa: E402
 from bgmatting.data.io import write_image  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
@@ -48,9 +47,11 @@ def make_data(root: Path, n_train: int, n_eval: int, size: int):
     (root / "done").write_text("ok\n")
 
 
-def train_stage(config: str, data: Path, save_dir: Path, iters: int, batch_size: int, init_from=None) -> dict:
-    """Train one tiny stage (resuming a finished/interrupted run in ``save_dir``)."""
-    from bgmatting.engine.trainer import Trainer
+def train_stage(config: str, data: Path, save_dir: Path, iters: int, batch_size: int, init_from=None,
+                extra_opts=()) -> dict:
+    """Train one tiny stage (resuming a finished/interrupted run in ``save_dir``); ``extra_opts`` are more
+    ``key=value`` config overrides. ViTMatte configs train with the ViTMatte trainer."""
+    from bgmatting.engine.vitmatte_trainer import load_training_config
 
     opts = [f"data.train.root={data}/videomatte/train", f"data.train.backgrounds={data}/backgrounds/train",
             f"data.valid.root={data}/videomatte/valid", f"data.valid.backgrounds={data}/backgrounds/valid",
@@ -58,9 +59,9 @@ def train_stage(config: str, data: Path, save_dir: Path, iters: int, batch_size:
             f"train.val_interval={max(1, iters // 4)}", "train.log_interval=1", f"train.batch_size={batch_size}"]
     if init_from:
         opts.append(f"model.init_from={init_from}")
-    cfg = load_config(ROOT / "configs" / config, opts)
+    trainer_class, cfg = load_training_config(ROOT / "configs" / config, opts + list(extra_opts))
     print(f"training {cfg['model']['type']} for {iters} iterations → {save_dir}")
-    return {"cfg": cfg, **Trainer(cfg, save_dir).train()}
+    return {"cfg": cfg, **trainer_class(cfg, save_dir).train()}
 
 
 def _predictor(cfg, checkpoint):

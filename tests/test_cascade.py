@@ -72,3 +72,23 @@ def test_predict_cli_runs_the_cascade(pairs, base_checkpoint, checkpoint, tmp_pa
                          trimap_band=3)(src, bgr=bgr)
     assert np.abs(read_alpha(out / "pha" / "0000.png") - expected["pha"]).max() <= 0.5 / 255 + 1e-6
     assert (out / "err" / "0000.png").is_file()
+
+
+def test_cascade_experiment_runs_end_to_end_on_a_tiny_budget(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "stages" / "vitmatte_cascade.py"
+    done = subprocess.run([sys.executable, str(script), "--out", str(tmp_path), "--iters", "2", "--vitmatte-iters", "2",
+                           "--n-train", "4", "--n-eval", "1", "--bands", "4"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    means = json.loads((tmp_path / "results.json").read_text())["means"]
+    assert len(means) == 2  # perfect and imperfect plates
+    for rows in means.values():
+        assert list(rows) == ["MattingBase alone", "cascade, trimap band ±4 px",
+                              "ViTMatte, ground-truth trimap (oracle)"]
+        assert all(0 <= row["sad"] < float("inf") and set(row) == {"sad", "mse", "grad", "conn"} for row in rows.values())
+    assert "| cascade, trimap band ±4 px |" in (tmp_path / "results.md").read_text()
