@@ -73,7 +73,8 @@ def evaluate(data: Path, found: dict) -> dict:
         for name, (predict_fn, oracle) in found.items():
             means = evaluator.evaluate(OracleTrimap(bench) if oracle else bench, predict_fn, progress=False).means
             results[plates][name] = {k: v for k, v in means.items() if k != "fgr_mse"}
-            print(f"{plates[:16]:16s} {name:40s} " + "  ".join(f"{k} {v:.4f}" for k, v in results[plates][name].items()))
+            row = results[plates][name]
+            print(f"{plates[:16]:16s} {name:40s} " + "  ".join(f"{k} {v:.4f}" for k, v in row.items()))
     return results
 
 
@@ -82,7 +83,8 @@ def write_results(out: Path, results: dict, settings: dict):
     (out / "results.json").write_text(json.dumps({"settings": settings, "means": results}, indent=1))
     count = settings["n_eval"]
     text = [f"Held-out synthetic split ({count} images, PhotoMatte85 protocol at {EVAL_RESOLUTION}², seed 0); "
-            "DIM convention over the unknown band of the ground-truth trimap: SAD = Σ|Δα|/1000, MSE ×1e3, Grad, Conn. "
+            "DIM convention over the unknown band of the ground-truth trimap: SAD = Σ|Δα|/1000, MSE ×1e3, Grad, "
+            "Conn. "
             f"Settings: {json.dumps(settings)}"]
     for plates, means in results.items():
         keys = list(next(iter(means.values())))

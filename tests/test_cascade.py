@@ -1,4 +1,5 @@
-"""The bgmv2+vitmatte cascade: BGMv2's coarse alpha → automatic trimap → ViTMatte, through Predictor and predict.py."""
+"""The bgmv2+vitmatte cascade: BGMv2's coarse alpha → automatic trimap → ViTMatte, through Predictor, predict.py
+and the experiment script."""
 import numpy as np
 import paddle
 import pytest
@@ -90,5 +91,6 @@ def test_cascade_experiment_runs_end_to_end_on_a_tiny_budget(tmp_path):
     for rows in means.values():
         assert list(rows) == ["MattingBase alone", "cascade, trimap band ±4 px",
                               "ViTMatte, ground-truth trimap (oracle)"]
-        assert all(0 <= row["sad"] < float("inf") and set(row) == {"sad", "mse", "grad", "conn"} for row in rows.values())
+        assert all(0 <= row["sad"] < float("inf") and set(row) == {"sad", "mse", "grad", "conn"}
+                   for row in rows.values())
     assert "| cascade, trimap band ±4 px |" in (tmp_path / "results.md").read_text()

@@ -68,7 +68,8 @@ def build_parser():
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--src", required=True, help="an image, a folder of images, or a video")
     io.add_argument("--bgr",
-                    help="BackgroundMattingV2 models: the clean plate: an image, a folder (paired with --src by sorted path), a video (paired "
+                    help="BackgroundMattingV2 models: the clean plate: an image, a folder (paired with --src by sorted "
+                         "path), a video (paired "
                          "frame by frame), or 'auto' (temporal median of a --src video or folder)")
     io.add_argument("--trimap", help="vitmatte: the trimap (0/128/255): an image, or a folder/video paired with --src")
     io.add_argument("--mask", help="vitmatte without a trimap: a binary/soft mask (image, folder or video) whose edges "

@@ -286,7 +286,8 @@ class ViTMatteTrainer(Trainer):
                                       collate_fn=collate_numpy)
         with paddle.no_grad():
             for pha, fgr, bgr in loader:
-                pha, fgr, bgr = (np.asarray(f.numpy() if isinstance(f, paddle.Tensor) else f)[0] for f in (pha, fgr, bgr))
+                pha, fgr, bgr = (np.asarray(f.numpy() if isinstance(f, paddle.Tensor) else f)[0]
+                                 for f in (pha, fgr, bgr))
                 alpha = pha[:, :, 0]
                 trimap = trimap_from_alpha(alpha, kernel, kernel)
                 height, width = alpha.shape
