@@ -163,6 +163,13 @@ def test_comp1k_passes_the_trimap_and_perfect_scores_zero(data):
     assert np.array_equal(oracle.calls[0]["trimap"], bench[0].trimap)
 
 
+def test_fgr_is_scored_only_when_asked(data):
+    bench = evaluator.Comp1kBenchmark(data / "comp1k")
+    oracle = LookupOracle(bench, blur=1.0)
+    assert "fgr_mse" in evaluator.evaluate(bench, oracle, progress=False).means
+    assert "fgr_mse" not in evaluator.evaluate(bench, oracle, progress=False, score_fgr=False).means
+
+
 def test_clamp_known_repairs_known_regions_only(data):
     bench = evaluator.Comp1kBenchmark(data / "comp1k")
 

@@ -116,6 +116,14 @@ def test_model_checkpoint_run(data, tmp_path, capsys):
     assert "holds a mobilenetv2 model" in _error_line(capsys, wrong)
 
 
+def test_alpha_only_model_gets_no_foreground_score(data, tmp_path):
+    # ViTMatte's Predictor output carries the photo as fgr; scoring it as a foreground would be meaningless
+    result = main(["--layout", "comp1k", "--data", str(data / "comp1k"), "--model-type", "vitmatte",
+                   "--random-init", "--save-dir", str(tmp_path), "--quiet", "--worst", "0"])
+    assert len(result.rows) == 2 and result.means["sad"] > 0
+    assert "fgr_mse" not in result.means
+
+
 # ------------------------------------------------------------------------------------------- bad input
 def test_prediction_without_gt(data, tmp_path, capsys):
     write_image(tmp_path / "pred" / "a.png", np.zeros((4, 4), np.uint8))

@@ -31,6 +31,9 @@ from bgmatting.engine import evaluator, vitmatte_kind  # noqa: E402
 from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES, Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
+#: Model types that predict alpha only (the Predictor returns the photo as their ``fgr``): no FG MSE.
+ALPHA_ONLY_MODEL_TYPES = ("vitmatte",)
+
 
 def parse_args(argv=None):
     """Parse the command line (see the module docstring)."""
@@ -45,7 +48,8 @@ def parse_args(argv=None):
     data.add_argument("--gt-dir", help="... against these ground-truth alphas (paired by relative path) ...")
     data.add_argument("--trimap-dir", help="... on the unknown region of these trimaps (default: whole image)")
     data.add_argument("--trimap-threshold", type=int, default=None,
-                      help="quantise trimaps: v < T → 0, v ≥ 255−T → 255, else 128 (default: reject other values)")
+                      help="quantise trimaps: v < T → 0, v ≥ 255−T → 255, else 128 "
+                           "(default: reject other values)")
     data.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
 
     protocol = parser.add_argument_group("protocol")
@@ -194,9 +198,10 @@ def main(argv=None):
     callbacks = [worst]
     if args.save_predictions:
         callbacks.append(PredictionSaver(save_dir / "predictions", inputs=args.layout == "photomatte85"))
+    score_fgr = bool(args.baseline) or args.model_type not in ALPHA_ONLY_MODEL_TYPES
     result = evaluator.evaluate(samples, predict_fn, evaluator.PROTOCOLS[args.protocol].convention,
                                 clamp=args.clamp_known, callbacks=callbacks, progress=not args.quiet,
-                                limit=args.limit)
+                                limit=args.limit, score_fgr=score_fgr)
     info = describe_run(args, model)
     seconds = [row["seconds"] for row in result.rows if "seconds" in row]
     if seconds:

@@ -325,7 +325,7 @@ def _predict(sample: EvalSample, predict_fn):
 
 
 def evaluate(samples, predict_fn: Callable = None, convention: str = "standard", clamp: bool = False,
-             callbacks=(), progress: bool = True, limit: int = None) -> EvalResult:
+             callbacks=(), progress: bool = True, limit: int = None, score_fgr: bool = True) -> EvalResult:
     """Score every sample.
 
     Args:
@@ -340,6 +340,8 @@ def evaluate(samples, predict_fn: Callable = None, convention: str = "standard",
             pred_pha8 is uint8 (H, W), pred_fgr8 uint8 (H, W, 3) or None.
         progress: show a tqdm bar.
         limit: score only the first ``limit`` samples.
+        score_fgr: False ignores the model's ``fgr`` (for alpha-only models whose ``fgr`` is not a prediction,
+            such as ViTMatte's, which returns the photo).
     Returns:
         :class:`EvalResult`.
     """
@@ -352,7 +354,7 @@ def evaluate(samples, predict_fn: Callable = None, convention: str = "standard",
             pred = clamp_known(pred, sample.trimap)
         pred8 = to_uint8(pred)
         row = {"name": sample.name, **metrics.alpha_metrics(pred8, sample.pha, sample.trimap, convention)}
-        fgr8 = None if pred_fgr is None else to_uint8(pred_fgr)
+        fgr8 = None if pred_fgr is None or not score_fgr else to_uint8(pred_fgr)
         if convention == "standard" and fgr8 is not None and sample.fgr is not None:
             row["fgr_mse"] = metrics.fgr_mse(fgr8, sample.fgr, sample.pha, sample.trimap) * 1e3
         if seconds is not None:
