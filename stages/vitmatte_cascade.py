@@ -100,6 +100,7 @@ def parse_args(argv=None):
     parser.add_argument("--vitmatte-iters", type=int, default=600, help="ViTMatte iterations (default 600)")
     parser.add_argument("--n-train", type=int, default=48, help="synthetic training foregrounds (default 48)")
     parser.add_argument("--n-eval", type=int, default=12, help="held-out images (default 12)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of both models (default 0)")
     parser.add_argument("--bands", type=int, nargs="+", default=[3, 6, 10],
                         help="cascade trimap bands to try, in pixels (default 3 6 10)")
     return parser.parse_args(argv)
@@ -113,8 +114,10 @@ def main(argv=None):
     out = Path(args.out)
     data = out / "data"
     make_data(data, args.n_train, args.n_eval, size=160)
-    train_stage("bgmv2_tiny.yaml", data, out / "mattingbase", args.iters, 4)
-    train_stage("vitmatte/tiny.yaml", data, out / "vitmatte", args.vitmatte_iters, 4, extra_opts=VITMATTE_OPTS)
+    seed = [f"train.seed={args.seed}"]
+    train_stage("bgmv2_tiny.yaml", data, out / "mattingbase", args.iters, 4, extra_opts=seed)
+    train_stage("vitmatte/tiny.yaml", data, out / "vitmatte", args.vitmatte_iters, 4,
+                extra_opts=[*VITMATTE_OPTS, *seed])
     found = methods(out / "mattingbase" / "best_model" / "model.pdparams",
                     out / "vitmatte" / "best_model" / "model.pdparams", args.bands)
     results = evaluate(data, found)
