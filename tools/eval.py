@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bgmatting.eval_report import (PredictionSaver, WorstImages, format_table, write_metrics_json,  # noqa: E402
                                    write_per_image_csv)
-from bgmatting.engine import evaluator, vitmatte_kind  # noqa: E402
-from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES, Predictor  # noqa: E402
+from bgmatting.engine import evaluator  # noqa: E402
+from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
+from bgmatting.engine.predictor import Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
 #: Model types that predict alpha only (the Predictor returns the photo as their ``fgr``): no FG MSE.
@@ -63,19 +64,9 @@ def parse_args(argv=None):
     protocol.add_argument("--clamp-known", action="store_true",
                           help="force the prediction to 0/1 where the trimap is 0/255 (trimap inputs only)")
 
-    model = parser.add_argument_group("model (as predict.py)")
-    model.add_argument("--model-type", choices=sorted(MODEL_KINDS), default="mattingrefine")
-    model.add_argument("--model-backbone", choices=BGMV2_BACKBONES, default="resnet50")
-    model.add_argument("--model-backbone-scale", type=float, default=0.25)
-    model.add_argument("--model-refine-mode", choices=REFINE_MODES, default="sampling")
-    model.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
-    model.add_argument("--model-refine-threshold", type=float, default=0.7)
-    model.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
-    model.add_argument("--model-checkpoint", help="checkpoint (.pth, .pdparams, .safetensors)")
-    vitmatte_kind.add_arguments(model)
+    model = add_model_arguments(parser, title="model (as predict.py)")
     model.add_argument("--random-init", action="store_true",
                        help="evaluate an untrained model (weights drawn with paddle.seed(--seed))")
-    model.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     model.add_argument("--baseline", choices=sorted(evaluator.BASELINES),
                        help="a trivial baseline instead of a model: difference (α = max_c|src − bgr| > threshold, "
                             "photomatte85) or trimap (α = trimap/255, comp1k)")

@@ -17,7 +17,8 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES, Predictor  # noqa: E402
+from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
+from bgmatting.engine.predictor import Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 from bgmatting.serve.settings import MB, ServeSettings  # noqa: E402
 
@@ -30,16 +31,7 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__[__doc__.index("Example:"):])
-    model = parser.add_argument_group("model (as predict.py)")
-    model.add_argument("--model-type", default="mattingrefine", choices=sorted(MODEL_KINDS))
-    model.add_argument("--model-backbone", default="resnet50", choices=BGMV2_BACKBONES)
-    model.add_argument("--model-backbone-scale", type=float, default=0.25)
-    model.add_argument("--model-checkpoint", help=".pth (official), .pdparams or .safetensors")
-    model.add_argument("--model-refine-mode", default="sampling", choices=REFINE_MODES)
-    model.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
-    model.add_argument("--model-refine-threshold", type=float, default=0.7)
-    model.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
-    model.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    model = add_model_arguments(parser, title="model (as predict.py)")
     model.add_argument("--allow-random-weights", action="store_true",
                        help="serve an untrained model when no checkpoint is given (tests, demos)")
     model.add_argument("--seed", type=int, default=0, help="initialisation seed of --allow-random-weights")
