@@ -2,9 +2,10 @@
 
 Synthetic foregrounds have one-pixel hair strands with fractional coverage, a semi-transparent veil and a
 motion-blurred arm (bgmatting/data/synthetic.py). On the demo's data (stages/demo.py) this trains
-1. the tiny MattingBase of configs/bgmv2_tiny.yaml (the clean-plate model), and
+1. the tiny MattingBase of configs/bgmv2_tiny.yaml (the clean-plate model; samples at 128 px, 96-128 px crops),
 2. the tiny ViTMatte of configs/vitmatte/tiny.yaml (samples at 128 px, 96-px crops, erosion kernels 1-11),
-then scores on the held-out split (PhotoMatte85 protocol at 128 px, seed 0, perfect and imperfect plates):
+then scores on the held-out split (PhotoMatte85 protocol at 128 px, seed 0, perfect and imperfect plates)
+(results.md, results.json; cascade.png shows three held-out images):
 - MattingBase alone;
 - the cascade MattingBase → automatic trimap (unknown band of ±B px around the coarse edges, B in --bands) →
   ViTMatte on the full-resolution photo;
@@ -31,6 +32,8 @@ from demo import EVAL_RESOLUTION, PLATES, make_data, train_stage  # noqa: E402
 
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
+# both models train at the evaluation scale (128 px samples; the demo's MattingBase trains at 64 px)
+BGMV2_OPTS = ("data.resolution=128", "data.crop={min: 96, max: 129, multiple: 4}")
 VITMATTE_OPTS = ("data.resolution=128", "data.crop=96", "data.trimap.max_kernel=12", "data.trimap.valid_kernel=7",
                  "data.valid_samples=8", "train.milestones=[0.7, 0.9]")
 
@@ -78,6 +81,29 @@ def evaluate(data: Path, found: dict) -> dict:
     return results
 
 
+def write_picture(out: Path, data: Path, found: dict, band: int, rows: int = 3):
+    """cascade.png, per held-out image (imperfect plates): photo | MattingBase alpha | automatic trimap (band
+    ``band``) | cascade alpha | ViTMatte with the ground-truth trimap | ground truth."""
+    import numpy as np
+
+    from bgmatting.data.io import write_image
+    from bgmatting.engine import evaluator
+    from bgmatting.engine.vitmatte_kind import cascade_trimap
+
+    bench = evaluator.PhotoMatte85Benchmark(data / "heldout" / "photomatte85", data / "heldout" / "backgrounds",
+                                            resolution=EVAL_RESOLUTION, seed=0, perturb=PLATES[list(PLATES)[1]])
+    base, cascade = found["MattingBase alone"][0], found[f"cascade, trimap band ±{band} px"][0]
+    oracle = found["ViTMatte, ground-truth trimap (oracle)"][0]
+    tiles = []
+    for index in range(min(rows, len(bench))):
+        sample = bench[index]
+        coarse = base(sample.src, bgr=sample.bgr)["pha"]
+        alphas = [coarse, cascade_trimap(coarse, band) / 255.0, cascade(sample.src, bgr=sample.bgr)["pha"],
+                  oracle(sample.src, trimap=sample.trimap)["pha"], sample.pha]
+        tiles.append(np.concatenate([sample.src / 255.0] + [np.repeat(a[:, :, None], 3, axis=2) for a in alphas], 1))
+    write_image(out / "cascade.png", np.concatenate(tiles, axis=0).astype(np.float32))
+
+
 def write_results(out: Path, results: dict, settings: dict):
     """results.json and results.md (one table per plate condition)."""
     (out / "results.json").write_text(json.dumps({"settings": settings, "means": results}, indent=1))
@@ -115,14 +141,15 @@ def main(argv=None):
     data = out / "data"
     make_data(data, args.n_train, args.n_eval, size=160)
     seed = [f"train.seed={args.seed}"]
-    train_stage("bgmv2_tiny.yaml", data, out / "mattingbase", args.iters, 4, extra_opts=seed)
+    train_stage("bgmv2_tiny.yaml", data, out / "mattingbase", args.iters, 4, extra_opts=[*BGMV2_OPTS, *seed])
     train_stage("vitmatte/tiny.yaml", data, out / "vitmatte", args.vitmatte_iters, 4,
                 extra_opts=[*VITMATTE_OPTS, *seed])
     found = methods(out / "mattingbase" / "best_model" / "model.pdparams",
                     out / "vitmatte" / "best_model" / "model.pdparams", args.bands)
     results = evaluate(data, found)
-    settings = dict(vars(args), vitmatte_opts=list(VITMATTE_OPTS))
+    settings = dict(vars(args), bgmv2_opts=list(BGMV2_OPTS), vitmatte_opts=list(VITMATTE_OPTS))
     write_results(out, results, settings)
+    write_picture(out, data, found, max(args.bands))
     print(f"results: {out / 'results.md'}")
     return results
 
