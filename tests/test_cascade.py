@@ -91,6 +91,19 @@ def test_cascade_experiment_runs_end_to_end_on_a_tiny_budget(tmp_path):
     for rows in means.values():
         assert list(rows) == ["MattingBase alone", "cascade, trimap band ±4 px",
                               "ViTMatte, ground-truth trimap (oracle)"]
-        assert all(0 <= row["sad"] < float("inf") and set(row) == {"sad", "mse", "grad", "conn"}
-                   for row in rows.values())
+        assert all(0 <= row["sad"] < float("inf") and 0 <= row["thin_sad"] <= row["sad"]
+                   and set(row) == {"sad", "mse", "grad", "conn", "thin_sad"} for row in rows.values())
     assert "| cascade, trimap band ±4 px |" in (tmp_path / "results.md").read_text()
+
+
+def test_thin_structures_are_the_strands_an_opening_removes(monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "stages"))
+    experiment = importlib.import_module("vitmatte_cascade")
+    pha = np.zeros((30, 30), np.float32)
+    pha[5:15, 5:15] = 1.0  # a block: not thin
+    pha[20, 2:28] = 0.6  # a one-pixel strand
+    mask = experiment.thin_structures(pha)
+    assert mask[20, 2:28].all() and mask.sum() == 26
