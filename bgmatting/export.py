@@ -45,6 +45,7 @@ PREPROCESSING = {
 
 def _import_paddle():
     warnings.filterwarnings("ignore", message="No ccache found")
+    warnings.filterwarnings("ignore", message="Tensor do not have 'place' interface")  # harmless, from to_static
     import paddle
 
     return paddle

@@ -179,19 +179,24 @@ class Refiner(nn.Layer):
         """Write 4×4 patches back.
 
         Input: x (B, C, H, W); y (P, C, 4, 4); idx (P, 3) as in :meth:`crop_patch`; weight: None, or (P,) float
-        in {0, 1}: patches of weight 0 are not written (may repeat a written index; ``scatter_nd`` only).
+        in {0, 1}: patches of weight 0 are not written (they may repeat a written index); given a weight, the
+        flat ``scatter`` overwrite is used whatever ``patch_replace_method`` says (the static-graph path).
         Output: (B, C, H, W) with the patches at ``idx`` replaced by ``y`` (a new tensor; ``x`` is not modified).
         """
         b, c, h, w = x.shape
         s = y.shape[2]
-        if self.patch_replace_method == "scatter_element" and weight is None:
+        if weight is not None:  # static graph: a flat overwrite; weight-0 patches write into a trash slot
+            pixels = self.pixel_indices(x.shape, idx, s, 0)
+            trash = paddle.zeros_like(pixels) + x.numel().astype(pixels.dtype)
+            pixels = paddle.where(weight.reshape([-1, 1, 1, 1]) > 0, pixels, trash).flatten()
+            flat = paddle.concat([x.flatten(), paddle.zeros([1], x.dtype)])
+            return paddle.scatter(flat, pixels, y.flatten(), overwrite=True)[:-1].reshape([b, c, h, w])
+        if self.patch_replace_method == "scatter_element":
             pixels = self.pixel_indices(x.shape, idx, s, 0).flatten()
             return paddle.scatter(x.flatten(), pixels, y.flatten(), overwrite=True).reshape([b, c, h, w])
         grid = x.reshape([b, c, h // s, s, w // s, s]).transpose([0, 2, 4, 1, 3, 5])
-        weight = paddle.ones([idx.shape[0]], x.dtype) if weight is None else weight.astype(x.dtype)
-        weight = weight.reshape([-1, 1, 1, 1])
-        mask = paddle.scatter_nd(idx, weight, [b, h // s, w // s, 1, 1, 1])
-        grid = grid * (1 - mask) + paddle.scatter_nd(idx, y * weight, [b, h // s, w // s, c, s, s])
+        mask = paddle.scatter_nd(idx, paddle.ones([idx.shape[0], 1, 1, 1], x.dtype), [b, h // s, w // s, 1, 1, 1])
+        grid = grid * (1 - mask) + paddle.scatter_nd(idx, y, [b, h // s, w // s, c, s, s])
         return grid.transpose([0, 3, 1, 4, 2, 5]).reshape([b, c, h, w])
 
     @staticmethod
