@@ -214,3 +214,17 @@ def test_eval_comp1k_runs_vitmatte(checkpoint, tmp_path):
     clamped = eval_main(argv + ["--clamp-known", "--save-dir", str(tmp_path / "eval2")])
     assert clamped.means["sad"] == pytest.approx(result.means["sad"])  # clamping leaves the unknown band alone
     assert clamped.means["grad"] != pytest.approx(result.means["grad"])
+
+
+def test_paddle_inference_backend_on_a_vitmatte_export(tmp_path):
+    from bgmatting.export import export_model
+
+    model = tiny_vitmatte()
+    export_model(model, "vitmatte", tmp_path / "export", {}, input_size=(64, 64))
+    image, trimap = photo_and_trimap()  # 45 x 61, padded to the export's 64 x 64
+    expected = Predictor("vitmatte", model=model)(image, trimap=trimap)["pha"]
+    static = Predictor("vitmatte", checkpoint=str(tmp_path / "export"), backend="inference", cpu_threads=1)
+    np.testing.assert_allclose(static(image, trimap=trimap)["pha"], expected, atol=1e-5, rtol=0)
+    larger, larger_trimap = photo_and_trimap(size=(70, 61))
+    with pytest.raises(UserError, match=r"must have shape \[None, 4, 64, 64\]"):
+        static(larger, trimap=larger_trimap)
