@@ -80,6 +80,10 @@ def test_predictor_errors():
         Predictor("vitmatte", model=model)(image)
     with pytest.raises(UserError, match="but the trimap is 60x45"):
         Predictor("vitmatte", model=model)(image, trimap=trimap[:, :60])
+    with pytest.raises(UserError, match=r"decoder tile size \(40\) must be a positive multiple of 16"):
+        Predictor("vitmatte", vitmatte_config=TINY, decoder_tile_size=40)
+    with pytest.raises(UserError, match="attention chunk size must be >= 1"):
+        Predictor("vitmatte", vitmatte_config=TINY, attention_chunk_size=0)
     with pytest.raises(UserError, match="takes no option decoder_tile_size"):
         Predictor("mattingbase", "mobilenetv2", decoder_tile_size=32)
 

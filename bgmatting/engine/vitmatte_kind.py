@@ -49,8 +49,14 @@ def _build_vitmatte(options):
         model = ViTMatte(**config)
     except (TypeError, ValueError) as e:
         raise UserError(f"cannot build ViTMatte from {config}: {e}") from None
-    model.set_memory_options(options["attention_chunk_size"], options["decoder_tile_size"],
-                             options["decoder_tile_overlap"])
+    chunk, tile, overlap = (options[k] for k in ("attention_chunk_size", "decoder_tile_size", "decoder_tile_overlap"))
+    stride = model.size_divisor
+    if chunk is not None and chunk < 1:
+        raise UserError(f"attention chunk size must be >= 1 query token, got {chunk}")
+    if tile is not None and (tile <= 0 or tile % stride or overlap < 0 or overlap % stride):
+        raise UserError(f"decoder tile size ({tile}) must be a positive multiple of {stride} and the tile overlap "
+                        f"({overlap}) a non-negative multiple of {stride}")
+    model.set_memory_options(chunk, tile, overlap)
     return model
 
 
