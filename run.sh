@@ -52,6 +52,8 @@ case "$cmd" in
   demo) ensure; PY stages/demo.py "$@" ;;
   stage1|stage2|stage3) ensure; PY "stages/$cmd.py" "$@" ;;
   vitmatte) ensure; PY stages/vitmatte.py "$@" ;;
+  export) ensure; PY tools/export.py "$@" ;;
+  benchmark) ensure; PY tools/benchmark.py "$@" ;;
   help|-h|--help) sed -n '2,6p' "$0" ;;
   *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
 esac

@@ -135,9 +135,10 @@ def _save_static(model, shapes, names, directory: Path, gather: bool):
 def _write_onnx(directory: Path, target: Path):
     import paddle2onnx
 
-    # optimize_tool="onnxoptimizer": the default, polygraphy, pip-installs onnx_graphsurgeon at run time
+    # No optimizer: the default, polygraphy, pip-installs onnx_graphsurgeon at run time, and paddle2onnx 2.1's
+    # onnxoptimizer pass list has a typo that makes it fail; onnxruntime optimises the graph when loading it.
     paddle2onnx.export(str(directory / f"{MODEL_PREFIX}.json"), str(directory / f"{MODEL_PREFIX}.pdiparams"),
-                       str(target), opset_version=ONNX_OPSET, enable_onnx_checker=True, optimize_tool="onnxoptimizer")
+                       str(target), opset_version=ONNX_OPSET, enable_onnx_checker=True, optimize_tool="none")
     if not target.is_file():
         raise RuntimeError(f"paddle2onnx wrote no {target}")
 
