@@ -31,6 +31,11 @@ def gather_resize(enabled: bool = True):
         _GATHER_RESIZE[0] = previous
 
 
+def gather_resize_enabled() -> bool:
+    """True inside :func:`gather_resize` (i.e. while tracing the graph meant for Paddle Inference + oneDNN)."""
+    return _GATHER_RESIZE[0]
+
+
 def resize_bilinear(x, size):
     """Bilinear resize with half-pixel centres (torch ``align_corners=False``).
 
@@ -114,7 +119,7 @@ def _upsample_integer(x, axis, factor, linear):
 
 def _nearest_axis(x, out, axis):
     source = paddle.floor(_positions(out) * _ratio(x, axis, out)).astype("int64")
-    return paddle.index_select(x, _clamp_to_axis(source, x, axis), axis=axis)
+    return paddle.index_select(x, clamp_to_axis(source, x, axis), axis=axis)
 
 
 def _positions(out):
@@ -143,8 +148,8 @@ def _ratio(x, axis, out):
     return _float(_size(x, axis)) / _float(out)
 
 
-def _clamp_to_axis(index, x, axis):
-    """min(index, size - 1) for an int64 index tensor along ``axis`` of ``x``."""
+def clamp_to_axis(index, x, axis):
+    """min(index, size - 1) for an int64 index tensor along ``axis`` of ``x`` (static or dynamic size)."""
     size = _size(x, axis)
     if isinstance(size, int):
         return paddle.clip(index, max=size - 1)
@@ -159,7 +164,7 @@ def _lerp_axis(x, out, axis):
     weight_shape[axis] = -1
     weight = (source - low).reshape(weight_shape)
     low = low.astype("int64")
-    high = _clamp_to_axis(low + 1, x, axis)
+    high = clamp_to_axis(low + 1, x, axis)
     first = paddle.index_select(x, low, axis=axis)
     return first + (paddle.index_select(x, high, axis=axis) - first) * weight
 

@@ -3,7 +3,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from bgmatting.models.ops import resize_bilinear, resize_nearest, zero_pad
+from bgmatting.models.ops import clamp_to_axis, gather_resize_enabled, resize_bilinear, resize_nearest, zero_pad
 
 REFINE_MODES = ("full", "sampling", "thresholding")
 
@@ -159,6 +159,8 @@ class Refiner(nn.Layer):
         and centre size; padding = context added on each side.
         Output: (P, C, size + 2·padding, size + 2·padding).
         """
+        if not paddle.in_dynamic_mode() and not gather_resize_enabled():  # wrong under oneDNN at fixed sizes
+            return self._crop_unpadded(x, idx, size, padding)
         if padding:
             x = pad_sides(x, padding)
         out = size + 2 * padding
@@ -174,6 +176,23 @@ class Refiner(nn.Layer):
             return roi_align(x, boxes, boxes_num, out, spatial_scale=1.0, sampling_ratio=1, aligned=False)
         return paddle.gather(x.flatten(), self.pixel_indices(x.shape, idx, size, padding).flatten()).reshape(
             [-1, x.shape[1], out, out])
+
+    @staticmethod
+    def _crop_unpadded(x, idx, size: int, padding: int):
+        """:meth:`crop_patch` for the ONNX trace: gathers from ``x`` itself, context outside ``x`` reads 0, so no
+        padded copy of the (half- or full-resolution) tensor is made. Same shapes and values as crop_patch.
+        (Paddle Inference with oneDNN computes it wrongly at fixed sizes, so that graph keeps the padded crop.)"""
+        _, c, h, w = x.shape
+        out = size + 2 * padding
+        offsets = paddle.arange(out, dtype="int64") - padding
+        rows, cols = idx[:, 1:2] * size + offsets, idx[:, 2:3] * size + offsets  # (P, out) each
+        inside = (((rows >= 0) & (rows < h)).astype(x.dtype).unsqueeze(2)
+                  * ((cols >= 0) & (cols < w)).astype(x.dtype).unsqueeze(1)).unsqueeze(1)  # (P, 1, out, out)
+        rows = clamp_to_axis(rows.clip(min=0), x, 2).reshape([-1, 1, out, 1])
+        cols = clamp_to_axis(cols.clip(min=0), x, 3).reshape([-1, 1, 1, out])
+        planes = idx[:, 0].reshape([-1, 1, 1, 1]) * c + paddle.arange(c, dtype="int64").reshape([1, c, 1, 1])
+        pixels = (planes * h + rows) * w + cols
+        return paddle.gather(x.flatten(), pixels.flatten()).reshape([-1, c, out, out]) * inside
 
     def replace_patch(self, x, y, idx, weight=None):
         """Write 4×4 patches back.
