@@ -16,6 +16,8 @@ hair strands).
 
 Example:
     python stages/vitmatte_cascade.py --out output/cascade          # writes results.md / results.json there
+    for s in 0 1 2; do python stages/vitmatte_cascade.py --out output/cascade_s$s --seed $s; done
+    python stages/vitmatte_cascade.py --summarise output/cascade_s0 output/cascade_s1 output/cascade_s2  # mean ± std
     python stages/vitmatte_cascade.py --out /tmp/c --iters 20 --vitmatte-iters 20 --n-train 8 --n-eval 2
 """
 import argparse
@@ -136,6 +138,25 @@ def write_results(out: Path, results: dict, settings: dict):
     (out / "results.md").write_text("\n".join(text) + "\n")
 
 
+def summarise(folders) -> str:
+    """Markdown tables of mean ± std over the ``results.json`` of several runs (e.g. training seeds)."""
+    runs = []
+    for folder in folders:
+        path = Path(folder) / "results.json"
+        if not path.is_file():
+            raise UserError(f"--summarise: no results.json in {folder}")
+        runs.append(json.loads(path.read_text())["means"])
+    text = []
+    for plates, rows in runs[0].items():
+        keys = list(next(iter(rows.values())))
+        text += ["", f"**{plates}** (mean ± std over {len(runs)} runs)", "",
+                 "| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name in rows:
+            values = [np.array([run[plates][name][key] for run in runs]) for key in keys]
+            text.append(f"| {name} | " + " | ".join(f"{v.mean():.4f} ± {v.std():.4f}" for v in values) + " |")
+    return "\n".join(text)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="output/cascade", help="output folder (default output/cascade)")
@@ -144,6 +165,8 @@ def parse_args(argv=None):
     parser.add_argument("--n-train", type=int, default=48, help="synthetic training foregrounds (default 48)")
     parser.add_argument("--n-eval", type=int, default=12, help="held-out images (default 12)")
     parser.add_argument("--seed", type=int, default=0, help="training seed of both models (default 0)")
+    parser.add_argument("--summarise", nargs="+", metavar="DIR",
+                        help="only print mean ± std over the results of these earlier runs")
     parser.add_argument("--bands", type=int, nargs="+", default=[3, 6, 10],
                         help="cascade trimap bands to try, in pixels (default 3 6 10)")
     return parser.parse_args(argv)
@@ -152,6 +175,9 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    if args.summarise:
+        print(summarise(args.summarise))
+        return None
     if min(args.iters, args.vitmatte_iters, args.n_train, args.n_eval) < 1 or min(args.bands) < 0:
         raise UserError("--iters, --vitmatte-iters, --n-train and --n-eval must be at least 1, --bands >= 0")
     out = Path(args.out)

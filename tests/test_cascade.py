@@ -94,6 +94,10 @@ def test_cascade_experiment_runs_end_to_end_on_a_tiny_budget(tmp_path):
         assert all(0 <= row["sad"] < float("inf") and 0 <= row["thin_sad"] <= row["sad"]
                    and set(row) == {"sad", "mse", "grad", "conn", "thin_sad"} for row in rows.values())
     assert "| cascade, trimap band ±4 px |" in (tmp_path / "results.md").read_text()
+    summary = subprocess.run([sys.executable, str(script), "--summarise", str(tmp_path), str(tmp_path)],
+                             capture_output=True, text=True, timeout=120)
+    sad = means["perfect plates"]["MattingBase alone"]["sad"]
+    assert f"| MattingBase alone | {sad:.4f} ± 0.0000 |" in summary.stdout  # two identical runs: std 0
 
 
 def test_thin_structures_are_the_strands_an_opening_removes(monkeypatch):
