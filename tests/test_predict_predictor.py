@@ -34,6 +34,7 @@ def official_checkpoint(tmp_path_factory):
 def test_outputs_have_input_size_and_ranges(images):
     src, bgr = images
     for model_type in ("mattingbase", "mattingrefine"):
+        paddle.seed(7)  # random weights whose error map is not all zero, whatever ran before
         out = Predictor(model_type, "mobilenetv2")(src=src, bgr=bgr)
         assert set(out) == {"pha", "fgr", "err", "ref"}
         assert out["pha"].shape == out["err"].shape == out["ref"].shape == (HEIGHT, WIDTH)
