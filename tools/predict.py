@@ -41,8 +41,8 @@ from bgmatting.data.plate_estimation import estimate_plate  # noqa: E402
 from bgmatting.data.synthetic import composite  # noqa: E402
 from bgmatting.data.trimap_inputs import TrimapInput  # noqa: E402
 from bgmatting.data.video import ThreadedReader, ThreadedWriter, VideoWriter, open_source  # noqa: E402
-from bgmatting.engine import vitmatte_kind  # noqa: E402
-from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES, Predictor  # noqa: E402
+from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
+from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
 OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
@@ -55,16 +55,7 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__[
                                          __doc__.index("Example:"):])
-    model = parser.add_argument_group("model (official flags)")
-    model.add_argument("--model-type", required=True, choices=list(MODEL_KINDS))
-    model.add_argument("--model-backbone", choices=BGMV2_BACKBONES, help="BackgroundMattingV2 models (required)")
-    model.add_argument("--model-backbone-scale", type=float, default=0.25)
-    model.add_argument("--model-checkpoint", required=True, help=".pth (official), .pdparams or .safetensors")
-    model.add_argument("--model-refine-mode", default="sampling", choices=REFINE_MODES)
-    model.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
-    model.add_argument("--model-refine-threshold", type=float, default=0.7)
-    model.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
-    vitmatte_kind.add_arguments(parser.add_argument_group("trimap models (vitmatte, bgmv2+vitmatte)"))
+    add_model_arguments(parser, official_required=True, title="model (official flags)")
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--src", required=True, help="an image, a folder of images, or a video")
     io.add_argument("--bgr",
@@ -89,7 +80,6 @@ def build_parser():
     io.add_argument("--target-bgr",
                     help="composite 'com' onto this: a colour R,G,B, an image, or a video (default for video "
                          "output: the official green; for image output 'com' is an RGBA PNG)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--backend", default="dygraph", choices=["dygraph", "inference", "onnx"],
                         help="inference = Paddle Inference (oneDNN on CPU), onnx = onnxruntime; both take an export "
                              "directory of tools/export.py as --model-checkpoint, or export a checkpoint on the fly")
