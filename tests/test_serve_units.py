@@ -12,7 +12,8 @@ import pytest
 from bgmatting.serve.batch_inputs import confine, extract_archive
 from bgmatting.serve.errors import ApiError
 from bgmatting.serve.matting import matte_and_store
-from bgmatting.serve.storage import ResultStore, cutout_rgba, display_name, thumbnail
+from bgmatting.data.compositing import cutout_rgba
+from bgmatting.serve.storage import ResultStore, display_name, thumbnail
 from bgmatting.serve.worker import ModelWorker
 
 

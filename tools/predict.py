@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bgmatting.data.alignment import ALIGNMENT_MODES, PlateAligner  # noqa: E402
+from bgmatting.data.compositing import cutout_rgba  # noqa: E402
 from bgmatting.data.io import write_image  # noqa: E402
 from bgmatting.data.plate_estimation import estimate_plate  # noqa: E402
 from bgmatting.data.synthetic import composite  # noqa: E402
@@ -200,9 +201,8 @@ class OutputSink:
         images = {}
         for kind in self.types:
             if kind == "com":
-                if self.target is None:  # official RGBA: fgr × (pha > 0), judged at the PNG's 8-bit precision
-                    visible = pha[:, :, None] >= 0.5 / 255.0
-                    images[kind] = np.concatenate([fgr * visible, pha[:, :, None]], axis=2)
+                if self.target is None:  # official RGBA: fgr × (pha > 0)
+                    images[kind] = cutout_rgba(fgr, pha)
                 else:
                     images[kind] = composite(fgr, pha, self.target.next(pha.shape))
             else:

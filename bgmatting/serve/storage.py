@@ -16,25 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bgmatting.data.compositing import cutout_rgba
 from bgmatting.data.io import to_uint8, write_image
 from bgmatting.serve.errors import ApiError
 
 RESULT_KINDS = ("src", "pha", "fgr", "com", "thumb")
 THUMB_SIZE = 160
 _ID = re.compile(r"[0-9a-f]{32}")
-
-
-def cutout_rgba(fgr: np.ndarray, pha: np.ndarray) -> np.ndarray:
-    """The official ``com`` output: foreground where alpha > 0 (judged at the PNG's 8-bit precision, as
-    predict.py does), alpha in the 4th channel.
-
-    Args:
-        fgr: float (H, W, 3) in [0, 1]; pha: float (H, W) in [0, 1].
-    Returns:
-        float32 (H, W, 4) RGBA in [0, 1].
-    """
-    visible = pha[:, :, None] >= 0.5 / 255.0
-    return np.concatenate([fgr * visible, pha[:, :, None]], axis=2).astype(np.float32)
 
 
 def thumbnail(image: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
