@@ -14,22 +14,25 @@ VENV_CACHE="${BGMATTING_VENV_CACHE:-$HOME/.cache/bgmatting/venvs}"
 VENV="$VENV_CACHE/$(req_hash)"
 
 setup() {
+  mkdir -p "$VENV_CACHE"
+  exec 9>"$VENV.lock"; flock 9   # one installer per venv, even when two runs start at once
   if [ -f "$VENV/.complete" ]; then
     echo "virtualenv up to date: $VENV"
   else
     echo "creating virtualenv $VENV (first run downloads ~7 GB: Paddle, and torch for the parity tests)"
-    rm -rf "$VENV"; mkdir -p "$VENV_CACHE"
+    rm -rf "$VENV"
     local start=$SECONDS
     "$PYTHON_BIN" -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
     "$VENV/bin/pip" install -q -r requirements.txt
     "$VENV/bin/pip" install -q --no-deps -r requirements-nodeps.txt
     "$VENV/bin/pip" install -q -r requirements-dev.txt
-    "$VENV/bin/python" -c "import paddle, paddleseg, cv2, numpy, torch, torchvision, BackgroundMattingV2, transformers" \
+    "$VENV/bin/python" -c "import paddle, paddleseg, cv2, numpy, torch, torchvision, BackgroundMattingV2, transformers, onnxruntime, paddle2onnx, fastapi, PIL, httpx, selenium" \
       2>/dev/null || { echo "setup: the installed packages do not import together" >&2; exit 1; }
     touch "$VENV/.complete"
     echo "setup took $((SECONDS - start)) s"
   fi
+  flock -u 9
   ln -sfn "$VENV" "$ROOT/.venv"
 }
 
