@@ -134,3 +134,19 @@ def test_predictor_rejects_an_export_of_another_backbone(refine_exports):
     _, directory = refine_exports["sampling"]
     with pytest.raises(UserError, match="holds backbone 'mobilenetv2' but 'resnet50' was asked for"):
         Predictor("mattingrefine", "resnet50", checkpoint=str(directory), backend="inference")
+
+
+@pytest.mark.parametrize("backend", ["inference", "onnx"])
+def test_predictor_runs_a_vitmatte_export(vitmatte_export, backend):
+    """Predictor("vitmatte", checkpoint=EXPORT_DIR, backend=...) = the dygraph Predictor on the same model; an image
+    whose padded size differs from the export's fixed size is refused."""
+    model, directory, _ = vitmatte_export
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (64, 90, 3), dtype=np.uint8)  # padded to 64x96, the export's size
+    trimap = rng.choice(np.array([0, 128, 255], np.uint8), (64, 90))
+    expected = Predictor("vitmatte", model=model)(image, trimap=trimap)["pha"]
+    got = Predictor("vitmatte", checkpoint=str(directory), backend=backend, cpu_threads=1)(image, trimap=trimap)["pha"]
+    assert got.shape == (64, 90)
+    assert np.abs(got - expected).max() < TOLERANCE
+    with pytest.raises(UserError, match="fixed-size export"):
+        Predictor("vitmatte", checkpoint=str(directory), backend=backend)(image[:, :60], trimap=trimap[:, :60])  # padded to 64x64

@@ -139,3 +139,26 @@ def test_predict_cli_rejects_zero_threads(tmp_path):
                     "--model-checkpoint", "x", "--src", "x", "--bgr", "x", "--output-dir", tmp_path / "o",
                     "--output-types", "pha", "--cpu-threads", "0")
     assert done.returncode == 2 and done.stderr.strip() == "error: --cpu-threads must be >= 1, got 0"
+
+
+def test_benchmark_cli_times_both_sides_and_reports_flops():
+    done = run_tool("tools/benchmark.py", "--model-backbone", "mobilenetv2", "--resolution", "128x96",
+                    "--sample-pixels", "1600", "--backend", "dygraph", "--threads", "1", "--warmup", "0",
+                    "--repeats", "2", "--compare-torch", "--markdown")
+    assert done.returncode == 0, done.stderr
+    line = next(l for l in done.stdout.splitlines() if l.startswith("mobilenetv2-128x96"))
+    ours = float(line.split("ours median ")[1].split(" ms")[0])
+    theirs = float(line.split("torch median ")[1].split(" ms")[0])
+    ratio = float(line.split("ratio ours/torch ")[1].split()[0])
+    rounding = ratio * (0.5 / ours + 0.5 / theirs) + 0.006  # medians are printed in whole ms, the ratio to 0.01
+    assert ours > 0 and theirs > 0 and abs(ratio - ours / theirs) <= rounding
+    assert float(line.split(" | ")[-1].split(" GFLOP")[0]) > 0  # counted by torch on the reference forward
+    assert "| mobilenetv2-128x96 | 128x96 | dygraph | 1 |" in done.stdout
+
+
+@pytest.mark.parametrize("args,message", [(["--resolution", "1921x1080"], "positive multiples of 4"),
+                                          (["--resolution", "hd"], "WIDTHxHEIGHT"),
+                                          (["--threads", "0"], "--threads and --repeats must be >= 1")])
+def test_benchmark_cli_bad_input_one_line(args, message):
+    done = run_tool("tools/benchmark.py", *args)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr

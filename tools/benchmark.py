@@ -90,7 +90,7 @@ class PeakRSS:
 
     def __init__(self):
         self.peak = 0
-        self._stop = False
+        self.base = self.current()
         threading.Thread(target=self._poll, daemon=True).start()
 
     @staticmethod
@@ -99,7 +99,7 @@ class PeakRSS:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def _poll(self):
-        while not self._stop:
+        while True:
             self.peak = max(self.peak, self.current())
             time.sleep(0.005)
 
@@ -207,7 +207,6 @@ def our_runner(backend, model, model_type, backbone, size, threads, workdir):
     import paddle
 
     if backend == "dygraph":
-        paddle.set_flags({"FLAGS_use_mkldnn": True})
         paddle.base.core.set_num_threads(threads)
 
         def run(*arrays):
