@@ -45,11 +45,7 @@ def resize_bilinear(x, size):
     Returns:
         (B, C, h, w) tensor.
     """
-    if _GATHER_RESIZE[0]:
-        for axis, out in ((2, size[0]), (3, size[1])):
-            x = _integer_ratio_axis(x, axis, out, linear=True)
-        return x
-    return F.interpolate(x, size=list(size), mode="bilinear", align_corners=False)
+    return _resize(x, size, linear=True)
 
 
 def resize_nearest(x, size):
@@ -61,11 +57,15 @@ def resize_nearest(x, size):
     Returns:
         (B, C, h, w) tensor.
     """
-    if _GATHER_RESIZE[0]:
+    return _resize(x, size, linear=False)
+
+
+def _resize(x, size, linear: bool):
+    if _GATHER_RESIZE[0]:  # exporting for oneDNN: F.interpolate fails there (Paddle#79749)
         for axis, out in ((2, size[0]), (3, size[1])):
-            x = _integer_ratio_axis(x, axis, out, linear=False)
+            x = _integer_ratio_axis(x, axis, out, linear=linear)
         return x
-    return F.interpolate(x, size=list(size), mode="nearest")
+    return F.interpolate(x, size=list(size), mode="bilinear" if linear else "nearest", align_corners=False)
 
 
 @paddle.jit.not_to_static  # plain Python decisions on static sizes; dy2static mangles its early returns
