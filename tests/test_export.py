@@ -162,3 +162,13 @@ def test_benchmark_cli_times_both_sides_and_reports_flops():
 def test_benchmark_cli_bad_input_one_line(args, message):
     done = run_tool("tools/benchmark.py", *args)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_benchmark_vitmatte_memory_mode_reports_time_and_peak_rss():
+    done = run_tool("tools/benchmark.py", "--vitmatte-memory", "128x96", "96x64")
+    assert done.returncode == 0, done.stderr
+    lines = [l for l in done.stdout.splitlines() if l.startswith("vitmatte-s ")]
+    assert [l.split(":")[0] for l in lines] == ["vitmatte-s 128x96", "vitmatte-s 96x64"]
+    assert "48 tokens" in lines[0] and "24 tokens" in lines[1]  # (128/16)*(96/16) and (96/16)*(64/16)
+    for line in lines:
+        assert float(line.split("peak RSS ")[1].split(" MB")[0]) > 100  # a fresh process holding Paddle

@@ -2,6 +2,7 @@
 
 Example:
     python tools/benchmark.py --preset hd-mobilenetv2 --backend inference --threads 2 --compare-torch
+    python tools/benchmark.py --vitmatte-memory 1024x1024 2048x2048 3840x2160
     python tools/benchmark.py --preset hd-mobilenetv2 hd-resnet50 4k-mobilenetv2 4k-resnet50 vitmatte-s-1024 \
         --backend inference --threads 2 --repeats 5 --compare-torch --markdown
     python tools/benchmark.py --model-type mattingrefine --model-backbone resnet50 --resolution 1920x1080 \
@@ -59,7 +60,22 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compare-torch", action="store_true", help="also time the official PyTorch reference")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
+    parser.add_argument("--vitmatte-memory", nargs="+", metavar="WIDTHxHEIGHT",
+                        help="instead: ViTMatte-S in dygraph with chunked attention and a tiled decoder, one fresh "
+                             "process per size, printing time and that process's peak RSS (e.g. 1024x1024 "
+                             "2048x2048 3840x2160)")
     return parser.parse_args(argv)
+
+
+def vitmatte_memory(sizes):
+    """Time and peak RSS of bounded-memory ViTMatte-S (random weights) per size, each in its own process."""
+    from bgmatting.models.vitmatte.profile import measure_vitmatte_in_subprocess
+
+    for text in sizes:
+        width, height = parse_resolution(text)
+        r = measure_vitmatte_in_subprocess(size="small", height=height, width=width)
+        print(f"vitmatte-s {width}x{height}: {r['tokens']} tokens, chunk {r['attention_chunk_size']}, "
+              f"tile {r['decoder_tile_size']}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
 
 
 def parse_resolution(text):
@@ -299,6 +315,8 @@ def markdown(results, gflops):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    if args.vitmatte_memory:
+        return vitmatte_memory(args.vitmatte_memory)
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
         raise UserError("--threads and --repeats must be >= 1 and --warmup >= 0")
     configs = configurations(args)
