@@ -1,7 +1,5 @@
 """Parity with the official PyTorch BackgroundMattingV2: random reference weights → .pth → our converter CLI →
 our model; same inputs (batch 2, H ≠ W, sides not multiples of 16) → outputs within 1e-4, identical ref_sm."""
-import subprocess
-import sys
 
 import numpy as np
 import paddle
@@ -10,7 +8,7 @@ import torch
 
 from bgmatting.models import MattingBase, MattingRefine
 from tests.bgmv2_reference import reference_model
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 BACKBONES = ["mobilenetv2", "resnet50", "resnet101"]
 HEIGHT, WIDTH = 72, 104
@@ -21,8 +19,7 @@ OUTPUTS = ["pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm"]
 def convert_with_cli(model, tmp_path, name):
     src, dst = tmp_path / f"{name}.pth", tmp_path / f"{name}.pdparams"
     torch.save(model.state_dict(), src)
-    done = subprocess.run([sys.executable, "tools/convert_weights.py", "--src", str(src), "--dst", str(dst)],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = run_script("tools/convert_weights.py", "--src", src, "--dst", dst)
     assert done.returncode == 0, done.stderr
     return paddle.load(str(dst))
 

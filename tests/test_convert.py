@@ -1,8 +1,6 @@
 """Checkpoint reading and conversion: safety against malicious pickles, clear errors, all formats."""
 import io
 import pickle
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -15,12 +13,11 @@ from bgmatting.convert.checkpoint_io import load_state_arrays
 from bgmatting.errors import UserError
 from bgmatting.models import MattingBase, MattingRefine
 from tests.bgmv2_reference import reference_model
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "tools/convert_weights.py", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True)
+    return run_script("tools/convert_weights.py", *args)
 
 
 def assert_one_line_error(done, *fragments):

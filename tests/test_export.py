@@ -1,8 +1,6 @@
 """Export building blocks (oneDNN/ONNX-safe resize and pad, the refiner's static write-back) and the export and
 predict CLIs: files, metadata, --check, --backend, and one clear error line per bad input."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import paddle
@@ -15,7 +13,7 @@ from bgmatting.export import load_metadata
 from bgmatting.models import MattingBase
 from bgmatting.models.bgmv2.refiner import Refiner
 from bgmatting.models.ops import gather_resize, resize_bilinear, resize_nearest, zero_pad
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 
 @pytest.mark.parametrize("size_in,size_out", [((37, 53), (100, 77)), ((72, 104), (18, 26)), ((270, 480), (1080, 1920)),
@@ -60,10 +58,6 @@ def test_load_metadata_errors(tmp_path):
         load_metadata(tmp_path)
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def base_checkpoint(tmp_path_factory):
     paddle.seed(0)
@@ -75,7 +69,7 @@ def base_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(base_checkpoint, tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("export") / "mbv2"
-    done = run_tool("tools/export.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
+    done = run_script("tools/export.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
                     "--model-path", base_checkpoint, "--save-dir", save_dir, "--check")
     assert done.returncode == 0, done.stderr
     return save_dir, done.stdout
@@ -100,7 +94,7 @@ def test_predict_cli_inference_backend_matches_dygraph(exported, base_checkpoint
     write_image(tmp_path / "bgr.png", np.clip(src.astype(int) + 30, 0, 255).astype(np.uint8))
     alphas = {}
     for backend, checkpoint in (("dygraph", base_checkpoint), ("inference", exported[0])):
-        done = run_tool("predict.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
+        done = run_script("predict.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
                         "--model-checkpoint", checkpoint, "--src", tmp_path / "src.png", "--bgr", tmp_path / "bgr.png",
                         "--output-dir", tmp_path / backend, "--output-types", "pha", "--backend", backend,
                         "--cpu-threads", "1")
@@ -121,7 +115,7 @@ def test_predict_cli_inference_backend_matches_dygraph(exported, base_checkpoint
 ])
 def test_export_cli_bad_input_one_line(base_checkpoint, tmp_path, args, message):
     args = [str(base_checkpoint) if a == "CKPT" else a for a in args]
-    done = run_tool("tools/export.py", *args, "--save-dir", tmp_path / "out")
+    done = run_script("tools/export.py", *args, "--save-dir", tmp_path / "out")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
@@ -129,20 +123,20 @@ def test_export_cli_bad_input_one_line(base_checkpoint, tmp_path, args, message)
 
 def test_export_cli_save_dir_is_a_file(base_checkpoint, tmp_path):
     (tmp_path / "file").write_text("x")
-    done = run_tool("tools/export.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
+    done = run_script("tools/export.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
                     "--model-path", base_checkpoint, "--save-dir", tmp_path / "file")
     assert done.returncode == 2 and "exists and is not a directory" in done.stderr
 
 
 def test_predict_cli_rejects_zero_threads(tmp_path):
-    done = run_tool("predict.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
+    done = run_script("predict.py", "--model-type", "mattingbase", "--model-backbone", "mobilenetv2",
                     "--model-checkpoint", "x", "--src", "x", "--bgr", "x", "--output-dir", tmp_path / "o",
                     "--output-types", "pha", "--cpu-threads", "0")
     assert done.returncode == 2 and done.stderr.strip() == "error: --cpu-threads must be >= 1, got 0"
 
 
 def test_benchmark_cli_times_both_sides_and_reports_flops():
-    done = run_tool("tools/benchmark.py", "--model-backbone", "mobilenetv2", "--resolution", "128x96",
+    done = run_script("tools/benchmark.py", "--model-backbone", "mobilenetv2", "--resolution", "128x96",
                     "--sample-pixels", "1600", "--backend", "dygraph", "--threads", "1", "--warmup", "0",
                     "--repeats", "2", "--compare-torch", "--markdown")
     assert done.returncode == 0, done.stderr
@@ -160,12 +154,12 @@ def test_benchmark_cli_times_both_sides_and_reports_flops():
                                           (["--resolution", "hd"], "WIDTHxHEIGHT"),
                                           (["--threads", "0"], "--threads and --repeats must be >= 1")])
 def test_benchmark_cli_bad_input_one_line(args, message):
-    done = run_tool("tools/benchmark.py", *args)
+    done = run_script("tools/benchmark.py", *args)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
 
 
 def test_benchmark_vitmatte_memory_mode_reports_time_and_peak_rss():
-    done = run_tool("tools/benchmark.py", "--vitmatte-memory", "128x96", "96x64")
+    done = run_script("tools/benchmark.py", "--vitmatte-memory", "128x96", "96x64")
     assert done.returncode == 0, done.stderr
     lines = [l for l in done.stdout.splitlines() if l.startswith("vitmatte-s ")]
     assert [l.split(":")[0] for l in lines] == ["vitmatte-s 128x96", "vitmatte-s 96x64"]
