@@ -1,7 +1,6 @@
 """The bgmv2+vitmatte cascade: BGMv2's coarse alpha → automatic trimap → ViTMatte, through Predictor, predict.py
 and the experiment script."""
 import numpy as np
-import paddle
 import pytest
 
 from bgmatting.data.io import read_alpha, read_image
@@ -12,6 +11,7 @@ from bgmatting.errors import UserError
 from bgmatting.models import MattingBase
 from bgmatting.models.cascade import MattingCascade
 from tests.test_vitmatte_predict import checkpoint, tiny_vitmatte  # noqa: F401  (fixture)
+from tests.conftest import save_random_model
 from tools.predict import main as predict_main
 
 
@@ -24,10 +24,7 @@ def pairs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base_checkpoint(tmp_path_factory):
-    paddle.seed(0)
-    path = tmp_path_factory.mktemp("base") / "base.pdparams"
-    paddle.save(MattingBase("mobilenetv2").state_dict(), str(path))
-    return path
+    return save_random_model(tmp_path_factory, MattingBase)
 
 
 def test_cascade_is_bgmv2_then_trimap_then_vitmatte(pairs, base_checkpoint, checkpoint):

@@ -1,5 +1,4 @@
 """Checkpoint reading and conversion: safety against malicious pickles, clear errors, all formats."""
-import io
 import pickle
 import zipfile
 

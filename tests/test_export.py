@@ -13,7 +13,7 @@ from bgmatting.export import load_metadata
 from bgmatting.models import MattingBase
 from bgmatting.models.bgmv2.refiner import Refiner
 from bgmatting.models.ops import gather_resize, resize_bilinear, resize_nearest, zero_pad
-from tests.conftest import run_script
+from tests.conftest import run_script, save_random_model
 
 
 @pytest.mark.parametrize("size_in,size_out", [((37, 53), (100, 77)), ((72, 104), (18, 26)), ((270, 480), (1080, 1920)),
@@ -60,10 +60,7 @@ def test_load_metadata_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def base_checkpoint(tmp_path_factory):
-    paddle.seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "mbv2_base.pdparams"
-    paddle.save(MattingBase("mobilenetv2").state_dict(), str(path))
-    return path
+    return save_random_model(tmp_path_factory, MattingBase)
 
 
 @pytest.fixture(scope="module")

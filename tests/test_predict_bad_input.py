@@ -5,6 +5,7 @@ import sys
 import cv2
 import pytest
 
+from tests.conftest import predict_error_line
 from tests.test_predict_cli import ROOT, checkpoint, pairs  # noqa: F401  (fixtures)
 from tools.predict import main
 
@@ -13,15 +14,8 @@ def run_bad(capsys, tmp_path, args, checkpoint_path):
     """Run predict expecting failure; return the error line. Asserts exit 2, one line, no output written."""
     out = tmp_path / "out"
     argv = ["--model-type", "mattingrefine", "--model-backbone", "mobilenetv2", "--model-checkpoint",
-            str(checkpoint_path), "--output-dir", str(out), "--output-types", "com", "pha", *map(str, args)]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert not out.exists() and not list(tmp_path.glob(".out.partial*"))
-    return lines[0]
+            checkpoint_path, "--output-dir", out, "--output-types", "com", "pha", *args]
+    return predict_error_line(capsys, argv, out)
 
 
 def test_missing_src(capsys, tmp_path, checkpoint, pairs):

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import paddle
 import pytest
 from PIL import Image
 
@@ -13,6 +12,7 @@ from bgmatting.data.io import read_alpha, read_image, read_rgba, write_image
 from bgmatting.data.synthetic import make_clean_plate_pairs
 from bgmatting.data.video import VideoSource, VideoWriter
 from bgmatting.models import MattingRefine
+from tests.conftest import save_random_model
 from tools.predict import TargetBackground, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,10 +22,7 @@ SIZE = (61, 83)  # (H, W), not multiples of 4
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A randomly initialised MattingRefine(mobilenetv2) saved as .pdparams."""
-    paddle.seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "mobilenetv2.pdparams"
-    paddle.save(MattingRefine("mobilenetv2").state_dict(), str(path))
-    return path
+    return save_random_model(tmp_path_factory, MattingRefine)
 
 
 @pytest.fixture(scope="module")

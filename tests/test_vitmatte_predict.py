@@ -14,6 +14,7 @@ from bgmatting.engine.predictor import Predictor
 from bgmatting.errors import UserError
 from bgmatting.models import ViTMatte
 from bgmatting.models.vitmatte_processing import predict_alpha
+from tests.conftest import predict_error_line
 from tools.predict import main as predict_main
 
 # window attention in block 0 (window 4), global attention + residual block in 1; the relative tables of the
@@ -156,14 +157,7 @@ def test_cli_with_a_mask_equals_the_trimap_built_from_it(checkpoint, tmp_path):
 
 
 def _error(capsys, argv, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        predict_main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial*"))
-    return lines[0]
+    return predict_error_line(capsys, argv, tmp_path / "out")
 
 
 def test_cli_bad_inputs(checkpoint, tmp_path, capsys):
