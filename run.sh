@@ -2,7 +2,7 @@
 # bgmatting task runner.
 #   ./run.sh setup            make/refresh the virtualenv (cached outside the clone, keyed by the requirement files)
 #   ./run.sh test [pytest args]
-#   ./run.sh demo | stage1 | stage2 | stage3 | vitmatte | serve   (see README.md)
+#   ./run.sh demo | stage1 | stage2 | stage3 | vitmatte | serve | export | benchmark   (see README.md)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -57,6 +57,6 @@ case "$cmd" in
   vitmatte) ensure; PY stages/vitmatte.py "$@" ;;
   export) ensure; PY tools/export.py "$@" ;;
   benchmark) ensure; PY tools/benchmark.py "$@" ;;
-  help|-h|--help) sed -n '2,6p' "$0" ;;
+  help|-h|--help) sed -n '2,5p' "$0" ;;
   *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
 esac
