@@ -242,7 +242,7 @@ def test_batch_pairs_plates_by_name_and_reports_missing_ones(client, server):
 
     write_png(server.root / "paired" / "src" / "z.png", pair(12, 16, seed=3)[0])
     answer = client.post("/api/batch", data={"folder": "paired"})
-    assert answer.status_code == 422 and "src/z has no matching bgr/z.*" in answer.json()["detail"]
+    assert answer.status_code == 422 and "src/z.png has no matching bgr/z.*" in answer.json()["detail"]
 
 
 def test_batch_items_over_the_limits_are_reported_and_skipped(client, server):

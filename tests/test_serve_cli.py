@@ -26,11 +26,16 @@ def free_port() -> int:
 class ServerProcess:
     """tools/serve.py in a child process on 127.0.0.1 with the tiny random-weight model; ``with`` starts and stops.
 
-    Attributes: ``url`` (http://127.0.0.1:PORT), ``log`` (its stderr/stdout file), ``rss_mb()``.
+    Args:
+        token: the access token, passed as ``$BGMATTING_AUTH_TOKEN`` (never inherited from the caller).
+    Attributes: ``url`` (http://127.0.0.1:PORT), ``log`` (its stderr/stdout file), ``headers`` (the token's
+    Authorization header, if any), ``rss_mb()``.
     """
 
-    def __init__(self, workdir: Path, *extra_args: str, timeout: float = 120.0):
+    def __init__(self, workdir: Path, *extra_args: str, timeout: float = 120.0, token: str = None):
         self.workdir, self.port = Path(workdir), free_port()
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = self.workdir / "server.log"
         self.args = [sys.executable, str(ROOT / "tools" / "serve.py"), *TINY_MODEL, "--port", str(self.port),
@@ -39,15 +44,18 @@ class ServerProcess:
 
     def __enter__(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {name: value for name, value in os.environ.items() if name != serve_cli.TOKEN_ENV}
+        if self.token:
+            env[serve_cli.TOKEN_ENV] = self.token
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                            env=dict(env, PYTHONUNBUFFERED="1"))
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", headers=self.headers, timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

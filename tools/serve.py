@@ -1,7 +1,8 @@
 """Local web app and HTTP API for background matting: one process, the model loaded once, requests queued.
 
 Open http://127.0.0.1:8000 for the page (single photo, batch, history); the API is described at /docs and
-/openapi.json. The server has no authentication, so it binds to 127.0.0.1 unless told otherwise.
+/openapi.json. It binds to 127.0.0.1 unless told otherwise; with an access token (--auth-token or
+BGMATTING_AUTH_TOKEN) every request must carry it: `Authorization: Bearer <token>`, or open /?token=<token>.
 
 Example:
     python tools/serve.py --model-type mattingrefine --model-backbone resnet50 \\
@@ -12,6 +13,8 @@ Example:
 """
 import argparse
 import ipaddress
+import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -24,6 +27,9 @@ from bgmatting.serve.settings import MB, ServeSettings  # noqa: E402
 
 RANDOM_WEIGHTS_WARNING = ("WARNING: no --model-checkpoint: serving a RANDOMLY INITIALISED model "
                           "(--allow-random-weights); its mattes are meaningless")
+TOKEN_ENV = "BGMATTING_AUTH_TOKEN"
+TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=-]+")  # safe in a header, a query and a cookie
+KEEP_ALIVE_SECONDS = 5  # idle connections between requests are closed after this
 
 
 def build_parser():
@@ -37,8 +43,11 @@ def build_parser():
     model.add_argument("--seed", type=int, default=0, help="initialisation seed of --allow-random-weights")
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1: this machine only; there is no authentication)")
+                        help="address to bind (default 127.0.0.1: this machine only)")
     server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--auth-token", default=os.environ.get(TOKEN_ENV),
+                        help=f"access token every request must carry (default: ${TOKEN_ENV}, which keeps it out of "
+                             "the process list); none: no authentication")
     server.add_argument("--storage-dir", default="output/serve", help="results, history and batch zips")
     server.add_argument("--batch-root", help="the only folder batch jobs may read server-side folders from")
     limits = parser.add_argument_group("limits")
@@ -47,7 +56,12 @@ def build_parser():
     limits.add_argument("--max-queue", type=int, default=32, help="requests queued at once; more get 503")
     limits.add_argument("--max-archive-mb", type=float, default=500.0, help="largest zip, packed and unpacked")
     limits.add_argument("--max-batch-files", type=int, default=1000)
-    limits.add_argument("--keep-results", type=int, default=500, help="results kept on disk (oldest deleted)")
+    limits.add_argument("--keep-results", type=int, default=500,
+                        help="results kept on disk (oldest deleted; a batch's own until downloaded or a day old)")
+    limits.add_argument("--disk-budget-mb", type=float, default=2000.0,
+                        help="disk the archives of queued batches may hold together; beyond it 503 + Retry-After")
+    limits.add_argument("--upload-idle-timeout", type=float, default=30.0,
+                        help="seconds an upload may stall before it is answered 408 and dropped")
     return parser
 
 
@@ -57,12 +71,19 @@ def settings_from_args(args) -> ServeSettings:
         raise UserError(f"--port must be in 1..65535, got {args.port}")
     positive = dict(max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, max_queue=args.max_queue,
                     max_archive_mb=args.max_archive_mb, max_batch_files=args.max_batch_files,
-                    keep_results=args.keep_results)
+                    keep_results=args.keep_results, disk_budget_mb=args.disk_budget_mb,
+                    upload_idle_timeout=args.upload_idle_timeout)
     for name, value in positive.items():
         if value <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if args.keep_results < args.max_queue:  # a queued answer must not be deleted before it is sent
         raise UserError(f"--keep-results ({args.keep_results}) must be at least --max-queue ({args.max_queue})")
+    if args.disk_budget_mb < 2 * args.max_archive_mb:  # a zip and its unpacked files exist at once
+        raise UserError(f"--disk-budget-mb ({args.disk_budget_mb:g}) must be at least twice --max-archive-mb "
+                        f"({args.max_archive_mb:g})")
+    if args.auth_token is not None and not TOKEN_CHARACTERS.fullmatch(args.auth_token):
+        raise UserError(f"--auth-token (or ${TOKEN_ENV}) must be letters, digits and ._~+/=- "
+                        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
     batch_root = None
     if args.batch_root is not None:
         batch_root = Path(args.batch_root).expanduser()
@@ -72,7 +93,8 @@ def settings_from_args(args) -> ServeSettings:
                          max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=int(args.max_megapixels * 1e6),
                          max_queue=args.max_queue, max_archive_bytes=int(args.max_archive_mb * MB),
                          max_batch_files=args.max_batch_files, keep_results=args.keep_results,
-                         random_weights=args.model_checkpoint is None)
+                         disk_budget_bytes=int(args.disk_budget_mb * MB), upload_idle_timeout=args.upload_idle_timeout,
+                         auth_token=args.auth_token, random_weights=args.model_checkpoint is None)
 
 
 def predictor_factory(args):
@@ -115,16 +137,16 @@ def main(argv=None):
 
     if settings.random_weights:
         print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
-    if not is_loopback(args.host):
-        print(f"WARNING: binding to {args.host}: anyone who can reach this address can use the server "
-              "(there is no authentication)", file=sys.stderr)
+    if not is_loopback(args.host) and not settings.auth_token:
+        print(f"WARNING: binding to {args.host} without --auth-token: anyone who can reach this address can use "
+              "the server and see its history", file=sys.stderr)
     worker = ModelWorker(factory, settings.max_queue)
     worker.start()
     info = dict(model_type=args.model_type, backbone=args.model_backbone,
                 checkpoint=Path(args.model_checkpoint).name if args.model_checkpoint else None)
     app = create_app(settings, worker, info)
     print(f"serving on http://{args.host}:{args.port} (API description: /docs)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The FastAPI application: HTTP API, OpenAPI description (``/openapi.json``, ``/docs``) and the web page.
 
 Every model call goes through the one :class:`~bgmatting.serve.worker.ModelWorker`; handlers only check
-inputs and wait. Refusals are ``{"detail": "<one line>"}`` with a 4xx status (503 when the queue is full).
+inputs and wait. Refusals are ``{"detail": "<one line>"}`` with a 4xx status (503 when the queue or the disk
+budget of queued batches is full). The middleware (middleware.py) checks the optional token and cuts off
+oversized or stalled bodies before any handler runs.
 """
 import asyncio
 import contextlib
@@ -17,9 +19,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from bgmatting.serve.batch_inputs import confine, extract_archive, pair_items
+from bgmatting.serve.budget import DiskBudget, Reservation
 from bgmatting.serve.errors import ApiError
 from bgmatting.serve.jobs import JobManager
 from bgmatting.serve.matting import guide_kind, matte_and_store
+from bgmatting.serve.middleware import BodyGuard, TokenAuth
+from bgmatting.serve.paths import shown
 from bgmatting.serve.settings import ServeSettings
 from bgmatting.serve.storage import ResultStore, display_name
 from bgmatting.serve.uploads import check_byte_size, check_image
@@ -27,51 +32,6 @@ from bgmatting.serve.worker import ModelWorker
 
 STATIC = Path(__file__).parent / "static"
 PNG = {"content": {"image/png": {}}, "description": "the requested output as a PNG"}
-
-
-class BodyLimit:
-    """ASGI middleware: answer 413 as soon as a request body exceeds ``settings.request_body_limit(path)``,
-    from its Content-Length or while it streams (chunked), before the multipart parser buffers it.
-
-    While streaming, the body is cut off by an exception in ``receive``; whatever answer the app then makes of
-    that (FastAPI: a 400 "error parsing the body") is replaced by the 413.
-    """
-
-    def __init__(self, app, settings: ServeSettings):
-        self.app, self.settings = app, settings
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        limit = self.settings.request_body_limit(scope["path"])
-        too_large = JSONResponse({"detail": f"request body is larger than {limit / 1e6:g} MB"}, status_code=413)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await too_large(scope, receive, send)
-        state = dict(received=0, exceeded=False, answered=False)
-
-        async def counting_receive():
-            message = await receive()
-            state["received"] += len(message.get("body", b""))
-            if state["received"] > limit:
-                state["exceeded"] = True
-                raise ApiError(413, "request body too large")
-            return message
-
-        async def guarded_send(message):
-            if not state["exceeded"]:
-                return await send(message)
-            if message["type"] == "http.response.start" and not state["answered"]:
-                state["answered"] = True
-                await too_large(scope, receive, send)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except ApiError:
-            if not state["exceeded"]:
-                raise
-            if not state["answered"]:
-                await too_large(scope, receive, send)
 
 
 def _validation_line(error: RequestValidationError) -> str:
@@ -100,7 +60,8 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
     """
     store = ResultStore(settings.storage_dir, settings.keep_results)
     jobs = JobManager(worker, store, settings)
-    uploads_dir = Path(settings.storage_dir) / "uploads"
+    budget = DiskBudget(settings.disk_budget_bytes)
+    uploads_dir = Path(settings.storage_dir).resolve() / "uploads"
     shutil.rmtree(uploads_dir, ignore_errors=True)  # leftovers of a killed run
     uploads_dir.mkdir(parents=True)
     guide = guide_kind(worker.model)
@@ -114,13 +75,14 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
     app = FastAPI(title="bgmatting", version="1.0", lifespan=lifespan,
                   description="Background matting of photos with a clean plate (BackgroundMattingV2) or a "
                               "trimap: single images, batches, history. One model per process; requests queue.")
-    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(BodyGuard, settings=settings)
+    if settings.auth_token:
+        app.add_middleware(TokenAuth, token=settings.auth_token)  # added last: runs first
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, error: ApiError):
-        return JSONResponse({"detail": error.detail}, status_code=error.status,
-                            headers={"Retry-After": "2"} if error.status == 503 else None)
+        return JSONResponse({"detail": error.detail}, status_code=error.status, headers=error.headers())
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError):
@@ -137,7 +99,8 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
                     queue=dict(pending=worker.pending, max=worker.max_queue),
                     limits=dict(max_upload_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
                                 max_archive_bytes=settings.max_archive_bytes,
-                                max_batch_files=settings.max_batch_files),
+                                max_batch_files=settings.max_batch_files,
+                                disk_budget_bytes=settings.disk_budget_bytes),
                     batch_folders=settings.batch_root is not None)
 
     @app.post("/api/matte", tags=["matting"], response_class=FileResponse, responses={200: PNG})
@@ -173,20 +136,20 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
         if folder is not None:
             if settings.batch_root is None:
                 raise ApiError(403, "server-side folders are disabled (start the server with --batch-root)")
-            root = Path(settings.batch_root).resolve()
-            path = await run_in_threadpool(confine, root, folder)
-            items = await run_in_threadpool(pair_items, path, root, guide, settings.max_batch_files)
+            items = await run_in_threadpool(_folder_items, folder, guide, settings)
             job = jobs.start(items, f"folder {folder}", align)
         else:
             workdir = uploads_dir / uuid.uuid4().hex
+            reservation = None
             try:
-                await run_in_threadpool(_unpack, archive, workdir, settings)
+                reservation = await run_in_threadpool(_unpack, archive, workdir, settings, budget)
                 items = await run_in_threadpool(pair_items, workdir / "files", workdir / "files", guide,
                                                 settings.max_batch_files)
             except BaseException:
-                shutil.rmtree(workdir, ignore_errors=True)
+                _discard(workdir, reservation)
                 raise
-            job = jobs.start(items, f"archive {display_name(archive.filename)}", align, workdir=workdir)
+            job = jobs.start(items, f"archive {display_name(archive.filename)}", align,
+                             cleanup=lambda: _discard(workdir, reservation))
         return dict(job_id=job.id, url=f"/api/jobs/{job.id}", total=job.total)
 
     @app.get("/api/jobs/{job_id}", tags=["matting"])
@@ -198,7 +161,7 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
              responses={200: {"content": {"application/zip": {}}}})
     def job_archive(job_id: str):
         """The RGBA cut-outs of a finished batch as a zip, named like the inputs."""
-        return FileResponse(jobs.archive_path(job_id), media_type="application/zip",
+        return FileResponse(jobs.download(job_id), media_type="application/zip",
                             filename=f"cutouts-{job_id[:8]}.zip")
 
     @app.get("/api/history", tags=["results"])
@@ -222,15 +185,43 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
     return app
 
 
-def _unpack(upload: UploadFile, workdir: Path, settings: ServeSettings):
-    """Copy an uploaded zip to ``workdir/archive.zip`` and unpack its images into ``workdir/files``."""
-    workdir.mkdir(parents=True)
-    archive = workdir / "archive.zip"
-    upload.file.seek(0)
-    with open(archive, "wb") as sink:
-        shutil.copyfileobj(upload.file, sink, 1 << 20)
-    if archive.stat().st_size > settings.max_archive_bytes:
+def _folder_items(folder: str, guide: str, settings: ServeSettings) -> list:
+    """The batch items of a server-side folder, confined to the batch root (ApiError for a bad or unreadable one)."""
+    root = Path(settings.batch_root).resolve()
+    path = confine(root, folder)
+    try:
+        return pair_items(path, root, guide, settings.max_batch_files)
+    except OSError as error:  # e.g. a sub-folder without read permission
+        raise ApiError(422, f"folder {shown(folder)} cannot be read: {error.strerror}") from None
+
+
+def _unpack(upload: UploadFile, workdir: Path, settings: ServeSettings, budget: DiskBudget) -> Reservation:
+    """Copy an uploaded zip to ``workdir/archive.zip`` and unpack its images into ``workdir/files``, holding
+    the disk they take in ``budget`` (the returned reservation; ApiError 503 when there is no room)."""
+    upload.file.seek(0, 2)
+    size = upload.file.tell()
+    if size > settings.max_archive_bytes:
         raise ApiError(413, f"archive: file is larger than {settings.max_archive_bytes / 1e6:g} MB")
-    (workdir / "files").mkdir()
-    extract_archive(archive, workdir / "files", settings.max_archive_bytes, settings.max_batch_files)
-    archive.unlink()
+    reservation = budget.reserve(size)
+    try:
+        workdir.mkdir(parents=True)
+        archive = workdir / "archive.zip"
+        upload.file.seek(0)
+        with open(archive, "wb") as sink:
+            shutil.copyfileobj(upload.file, sink, 1 << 20)
+        (workdir / "files").mkdir()
+        written = extract_archive(archive, workdir / "files", settings.max_archive_bytes, settings.max_batch_files,
+                                  reserve=lambda unpacked: reservation.resize(size + unpacked))
+        archive.unlink()
+        reservation.resize(written)
+    except BaseException:
+        reservation.release()
+        raise
+    return reservation
+
+
+def _discard(workdir: Path, reservation) -> None:
+    """Delete an archive job's files and give back their disk budget."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    if reservation is not None:
+        reservation.release()

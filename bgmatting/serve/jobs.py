@@ -3,8 +3,11 @@
 A job's items go through :class:`~bgmatting.serve.worker.ModelWorker` like single requests do, so single
 requests interleave with a running batch instead of waiting for all of it. One item failing (a corrupt photo,
 a plate of another size) is recorded and the batch goes on. When a job ends, its cut-outs are zipped.
+
+A job's results are pinned in the :class:`~bgmatting.serve.storage.ResultStore` from the moment it is queued
+until its zip is downloaded, or for :data:`UNDOWNLOADED_KEEP_SECONDS` after it ends, so ``--keep-results``
+never deletes them under a batch larger than itself.
 """
-import shutil
 import threading
 import time
 import uuid
@@ -15,9 +18,10 @@ from pathlib import Path
 from bgmatting.data.io import atomic_path
 from bgmatting.serve.errors import ApiError
 from bgmatting.serve.matting import matte_and_store
-from bgmatting.serve.uploads import check_byte_size, check_image
+from bgmatting.serve.uploads import check_image
 
 MAX_JOBS_KEPT = 100
+UNDOWNLOADED_KEEP_SECONDS = 24 * 3600
 
 
 class Job:
@@ -28,9 +32,9 @@ class Job:
         total, done: item counts; ``results``: ``[{"name", "id"}]``; ``errors``: ``[{"name", "error"}]``.
     """
 
-    def __init__(self, items, source: str, align: bool, workdir):
+    def __init__(self, items, source: str, align: bool, cleanup):
         self.id = uuid.uuid4().hex
-        self.items, self.source, self.align, self.workdir = items, source, align, workdir
+        self.items, self.source, self.align, self.cleanup = items, source, align, cleanup
         self.status, self.error = "queued", None
         self.total, self.done = len(items), 0
         self.results, self.errors = [], []
@@ -65,16 +69,18 @@ class JobManager:
         self._lock = threading.Lock()
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
 
-    def start(self, items, source: str, align: bool, workdir=None) -> Job:
-        """Queue a job over ``items`` (:class:`~bgmatting.serve.batch_inputs.BatchItem`); ``workdir`` is deleted
-        when it ends (an unpacked archive)."""
-        job = Job(items, source, align, workdir)
+    def start(self, items, source: str, align: bool, cleanup=None) -> Job:
+        """Queue a job over ``items`` (:class:`~bgmatting.serve.batch_inputs.BatchItem`); ``cleanup()`` runs when
+        it ends (deletes an unpacked archive, frees its disk budget)."""
+        job = Job(items, source, align, cleanup)
+        self.store.pin(job.id)
         with self._lock:
             self._jobs[job.id] = job
             finished = [j for j in self._jobs.values() if j.finished]
             for old in sorted(finished, key=lambda j: j.finished)[:max(0, len(self._jobs) - MAX_JOBS_KEPT)]:
                 del self._jobs[old.id]
-                Path(self.archive_path(old.id)).unlink(missing_ok=True)
+                self.store.unpin(old.id)
+                (self.archives / f"{old.id}.zip").unlink(missing_ok=True)
         self._runner.submit(self._run, job)
         return job
 
@@ -94,6 +100,12 @@ class JobManager:
             raise ApiError(404, f"batch job {job_id} has no archive yet (status {job.status})")
         return path
 
+    def download(self, job_id: str) -> Path:
+        """:meth:`archive_path`, for a client fetching it: from now on the job's results may be pruned."""
+        path = self.archive_path(job_id)
+        self.store.unpin(job_id)
+        return path
+
     def shutdown(self):
         """Stop after the running item; queued jobs are dropped."""
         self._runner.shutdown(wait=False, cancel_futures=True)
@@ -101,15 +113,14 @@ class JobManager:
     def _item(self, job, item):
         settings = self.settings
         data = {}
-        for field, path in (("src", item.src), ("guide", item.guide)):
-            check_byte_size(path.stat().st_size, field, settings.max_upload_bytes)  # before reading it
-            data[field] = path.read_bytes()
+        for field in ("src", "guide"):
+            data[field] = item.read(field, settings.max_upload_bytes)
             check_image(data[field], field, settings.max_upload_bytes, settings.max_pixels)
         return self.worker.submit(matte_and_store, self.store, data["src"], data["guide"], settings.max_pixels,
                                   job.align, dict(name=item.name, job=job.id), wait=True).result()
 
     def _run(self, job):
-        job.status = "running"
+        job.status, status = "running", "failed"
         try:
             for item in job.items:
                 try:
@@ -120,13 +131,15 @@ class JobManager:
                     job.errors.append(dict(name=item.name, error=f"cannot read: {error.strerror}"))
                 job.done += 1
             self._write_archive(job)
-            job.status = "done"
+            status = "done"
         except Exception as error:  # the job as a whole, e.g. the disk is full: report it, keep serving
-            job.status, job.error = "failed", f"{type(error).__name__}: {error}"
-        finally:
+            job.error = f"{type(error).__name__}: {error}"
+        finally:  # clean up and pin before the status shows the end: a download (unpin) can only come after
             job.finished = time.time()
-            if job.workdir is not None:
-                shutil.rmtree(job.workdir, ignore_errors=True)
+            self.store.pin(job.id, until=job.finished + UNDOWNLOADED_KEEP_SECONDS)
+            if job.cleanup is not None:
+                job.cleanup()
+            job.status = status
 
     def _write_archive(self, job):
         with atomic_path(self.archives / f"{job.id}.zip") as tmp, zipfile.ZipFile(tmp, "w") as archive:

@@ -1,5 +1,5 @@
 """Limits and folders of one server; a frozen value built once by tools/serve.py (or a test)."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +18,12 @@ class ServeSettings:
         max_queue: model calls waiting or running at once; more get 503 (memory stays bounded).
         max_archive_bytes: largest accepted zip upload (compressed) and largest total it may unpack to.
         max_batch_files: most images one batch may hold.
-        keep_results: results kept on disk; the oldest are deleted beyond this.
+        keep_results: results kept on disk; the oldest are deleted beyond this (not those of a batch job until
+            its zip is downloaded or a day has passed).
+        disk_budget_bytes: disk the uploaded and unpacked archives of queued batch jobs may hold together; more
+            archives get 503 until a job ends (at least twice ``max_archive_bytes``: a zip and its files).
+        upload_idle_timeout: seconds a started request body may stall before the request is answered 408.
+        auth_token: when set, every request must carry it (see :class:`~bgmatting.serve.middleware.TokenAuth`).
         random_weights: the model is untrained (shown on the page and in /healthz).
     """
 
@@ -30,6 +35,9 @@ class ServeSettings:
     max_archive_bytes: int = 500 * MB
     max_batch_files: int = 1000
     keep_results: int = 500
+    disk_budget_bytes: int = 2000 * MB
+    upload_idle_timeout: float = 30.0
+    auth_token: Optional[str] = field(default=None, repr=False)
     random_weights: bool = False
 
     def request_body_limit(self, path: str) -> int:

@@ -2,7 +2,9 @@
 
 Clients never choose a path: ids come from :func:`uuid.uuid4`, kinds from :data:`RESULT_KINDS`, and both are
 checked before a path is built. A result folder is written under a temporary name and renamed into place, so
-history never lists a half-written result.
+history never lists a half-written result. Beyond ``keep`` results the oldest are deleted, except those of a
+pinned batch job (running, or finished but not yet downloaded nor expired): a batch larger than ``keep`` never
+loses its own results before they are zipped and fetched.
 """
 import json
 import os
@@ -46,7 +48,7 @@ class ResultStore:
 
     Args:
         root: storage folder (created); results go to ``root/results``.
-        keep: results kept; saving more deletes the oldest.
+        keep: results kept; saving more deletes the oldest that no pinned job holds (:meth:`pin`).
     Example:
         >>> store = ResultStore(Path("output/serve"), keep=100)
         >>> result_id = store.save(src, pha, fgr, {"name": "me.jpg"})
@@ -58,6 +60,19 @@ class ResultStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.keep = keep
         self._lock = threading.Lock()
+        self._pins = {}  # job id → time.time() until which its results are kept (None: until unpinned)
+        self._jobs = {}  # result id → job id, for results saved by this process (pins do not outlive it either)
+
+    def pin(self, job_id: str, until=None) -> None:
+        """Keep the results saved with ``meta["job"] == job_id`` until ``until`` (a time.time()), or until
+        :meth:`unpin` when None."""
+        with self._lock:
+            self._pins[job_id] = until
+
+    def unpin(self, job_id: str) -> None:
+        """Let the results of ``job_id`` be pruned like any other."""
+        with self._lock:
+            self._pins.pop(job_id, None)
 
     def save(self, src: np.ndarray, pha: np.ndarray, fgr: np.ndarray, meta: dict) -> str:
         """Write one result; returns its id.
@@ -76,6 +91,9 @@ class ResultStore:
             meta = dict(meta, id=result_id, created=time.time(), width=int(src.shape[1]), height=int(src.shape[0]))
             (staging / "meta.json").write_text(json.dumps(meta))
             os.replace(staging, self.root / result_id)
+            if meta.get("job"):
+                with self._lock:
+                    self._jobs[result_id] = meta["job"]
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -116,7 +134,18 @@ class ResultStore:
                 continue
         return items
 
+    def _pinned(self, result_id: str, now: float) -> bool:
+        """True when the result belongs to a job pinned (and not expired) now; call with the lock held."""
+        job_id = self._jobs.get(result_id)
+        if job_id not in self._pins:
+            return False
+        until = self._pins[job_id]
+        return until is None or until > now
+
     def _prune(self):
         with self._lock:
+            now = time.time()
             for result_id in self._ids_newest_first()[self.keep:]:
-                shutil.rmtree(self.root / result_id, ignore_errors=True)
+                if not self._pinned(result_id, now):
+                    shutil.rmtree(self.root / result_id, ignore_errors=True)
+                    self._jobs.pop(result_id, None)

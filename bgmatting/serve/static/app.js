@@ -104,6 +104,8 @@ async function loadHistory() {
 }
 
 async function init() {
+  // opened as /?token=...: the server has set its cookie; keep the token out of the address bar and history
+  if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
   document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => showPanel(t.dataset.panel)));
   $("matte-form").addEventListener("submit", matte);
   $("batch-form").addEventListener("submit", startBatch);
