@@ -16,7 +16,7 @@ from test_serve_cli import ServerProcess, run_cli, serve_cli
 KEEP_RESULTS = 3
 MAX_ARCHIVE_MB = 0.5
 DISK_BUDGET_MB = 1.0
-IDLE_TIMEOUT = 1.0
+IDLE_TIMEOUT = 2.0
 TOKEN = "s3cret-token"
 
 
