@@ -2,6 +2,7 @@
 import os
 import stat
 
+import cv2
 import numpy as np
 import pytest
 
@@ -60,3 +61,22 @@ def test_list_images_is_sorted_recursive_and_skips_other_files(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in io.list_images(tmp_path)] == ["a/1.jpg", "b/2.png", "c.PNG"]
+
+
+def test_alphas_are_read_by_sample_type(tmp_path):
+    alpha = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    cv2.imwrite(str(tmp_path / "f.tif"), alpha)
+    cv2.imwrite(str(tmp_path / "w.png"), (alpha * 65535).round().astype(np.uint16))
+    np.testing.assert_array_equal(io.read_alpha(tmp_path / "f.tif"), alpha)
+    np.testing.assert_allclose(io.read_alpha(tmp_path / "w.png"), alpha, atol=1 / 65535)
+    cv2.imwrite(str(tmp_path / "n.tif"), np.where(alpha > 0.5, np.nan, alpha).astype(np.float32))
+    with pytest.raises(UserError, match=r"alpha has 6 NaN/infinite pixel\(s\): .*n.tif"):
+        io.read_alpha(tmp_path / "n.tif")
+
+
+def test_a_write_that_cannot_happen_is_one_user_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="cannot write .*file/a.png"):
+        io.write_image(tmp_path / "file" / "a.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(UserError, match="--save-dir: cannot create .* is a file, not a folder"):
+        io.check_writable_folder(tmp_path / "file" / "out", "--save-dir")

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bgmatting.eval_report import (PredictionSaver, WorstImages, format_table, write_metrics_json,  # noqa: E402
                                    write_per_image_csv)
+from bgmatting.data.io import check_writable_folder  # noqa: E402
 from bgmatting.engine import evaluator  # noqa: E402
 from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
 from bgmatting.engine.predictor import Predictor  # noqa: E402
@@ -182,6 +183,7 @@ def main(argv=None):
     """Run the evaluation; returns the :class:`bgmatting.engine.evaluator.EvalResult`."""
     args = parse_args(argv)
     check_args(args)
+    check_writable_folder(args.save_dir, "--save-dir")  # before the run, so a bad one wastes no time
     samples = build_samples(args)
     predict_fn, model = build_predict_fn(args)
     save_dir = Path(args.save_dir)

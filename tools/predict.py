@@ -3,6 +3,11 @@
 Flags follow the official inference_images.py / inference_video.py; ``--src`` and ``--bgr`` take a file, a
 folder or a video, and ``--bgr auto`` estimates the plate of a video shot without one.
 
+Outputs go to OUTPUT_DIR/TYPE/NAME.png (or TYPE.mp4), named after the inputs; files of one folder that share a stem
+keep their extension (``a.png``, ``a.jpg`` → ``a_png``, ``a_jpg``). The folder appears only once the run finished
+(:mod:`bgmatting.pipeline.output_dir`). Bad input ends the run with one ``error:`` line and exit status 2;
+undecodable video frames are skipped with a warning, and the last line counts the frames actually written.
+
 Example:
     python predict.py --model-type mattingrefine --model-backbone resnet50 \\
         --model-checkpoint pytorch_resnet50.pth --src photo.jpg --bgr plate.jpg \\
@@ -24,31 +29,26 @@ Example:
         --output-types com pha
 """
 import argparse
-import os
-import re
-import shutil
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bgmatting.data.alignment import ALIGNMENT_MODES, PlateAligner  # noqa: E402
-from bgmatting.data.compositing import cutout_rgba  # noqa: E402
 from bgmatting.data.io import write_image  # noqa: E402
-from bgmatting.data.plate_estimation import estimate_plate  # noqa: E402
-from bgmatting.data.synthetic import composite  # noqa: E402
 from bgmatting.data.trimap_inputs import TrimapInput  # noqa: E402
-from bgmatting.data.video import ThreadedReader, ThreadedWriter, VideoWriter, open_source  # noqa: E402
+from bgmatting.data.video import open_source  # noqa: E402
 from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
 from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
-
-OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
-DEFAULT_VIDEO_BGR = (120, 255, 155)  # the official inference_video.py's flat green
-PLATE_FILE = "plate.png"
+from bgmatting.pipeline.output_dir import OutputFolder  # noqa: E402
+from bgmatting.pipeline.outputs import DEFAULT_VIDEO_BGR, PLATE_FILE, OutputSink, TargetBackground  # noqa: E402
+from bgmatting.pipeline.pairing import (PlateInput, check_pairing, check_sizes, estimate_source_plate,  # noqa: E402
+                                        frame_pairs)
+from bgmatting.pipeline.render import OUTPUT_TYPES  # noqa: E402
+from bgmatting.pipeline.run import run  # noqa: E402
 
 
 def build_parser():
@@ -89,222 +89,6 @@ def build_parser():
     return parser
 
 
-class TargetBackground:
-    """What ``com`` is composited onto: a colour, an image (resized to the frame) or a video/folder (looped).
-
-    ``next(size)`` returns float32 (H, W, 3) in [0, 1] for the next frame.
-    """
-
-    def __init__(self, value):
-        self.colour, self.source, self.frames = None, None, None
-        if re.fullmatch(r"\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*", value):
-            colour = [int(c) for c in value.split(",")]
-            if max(colour) > 255:
-                raise UserError(f"--target-bgr colour components must be 0..255, got {value}")
-            self.colour = np.array(colour, np.float32) / 255.0
-        else:
-            self.source = open_source(value, "--target-bgr")
-
-    def next(self, size):
-        """The background for the next frame, float32 (H, W, 3) in [0, 1]."""
-        if self.colour is not None:
-            return np.broadcast_to(self.colour, (*size, 3))
-        if self.frames is None:
-            self.frames = iter(self.source)
-        item = next(self.frames, None)
-        if item is None:  # loop a shorter video
-            self.frames = iter(self.source)
-            item = next(self.frames)
-        frame = item[1]
-        if frame.shape[:2] != tuple(size):
-            frame = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-        return frame.astype(np.float32) / 255.0
-
-
-def prepare_output_dir(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output directory unless ``-y`` or the user confirms on a terminal.
-
-    Only directories holding nothing but this tool's outputs may be replaced, so a mistyped ``--output-dir``
-    cannot delete unrelated files.
-    """
-    if not path.exists():
-        return
-    if not path.is_dir():
-        raise UserError(f"--output-dir exists and is not a directory: {path}")
-    if not any(path.iterdir()):
-        return  # nothing to overwrite
-    ours = set(OUTPUT_TYPES) | {f"{t}.mp4" for t in OUTPUT_TYPES} | {PLATE_FILE}
-    foreign = sorted(p.name for p in path.iterdir() if p.name not in ours)
-    if foreign:
-        raise UserError(f"--output-dir {path} holds files predict.py did not write ({', '.join(foreign[:3])}); "
-                        "choose another directory")
-    if overwrite:
-        return
-    if sys.stdin.isatty():
-        answer = input(f"Directory {path} already exists. Replace it? [y/N] ")
-        if answer.strip().lower() in ("y", "yes"):
-            return
-    raise UserError(f"output directory already exists: {path} (pass -y to replace it)")
-
-
-def check_pairing(src, plate, what="--bgr"):
-    """Raise UserError for src/plate (or src/trimap, ``what``) combinations that cannot be paired."""
-    if plate is None:  # --bgr auto
-        if src.kind == "image":
-            raise UserError("--bgr auto needs a video or a folder of frames as --src, not a single image")
-        return
-    if plate.kind == "image":
-        return
-    if src.kind == "image":
-        raise UserError(f"--src is one image but {what} is a {plate.kind}; pass one image")
-    if len(src) and len(plate) and len(src) != len(plate):
-        raise UserError(f"--src has {len(src)} {'images' if src.kind == 'folder' else 'frames'} but {what} has "
-                        f"{len(plate)}; they are paired by sorted path / frame index and must match in number "
-                        "(or pass a single plate image)")
-
-
-def check_sizes(src_size, plate_size, args, name="the first image"):
-    """Raise UserError when the plate's size differs from the source's and nothing was asked to fix that."""
-    if tuple(src_size) != tuple(plate_size) and not (args.bgr_resize or args.preprocess_alignment):
-        raise UserError(f"size mismatch for {name}: --src is {src_size[1]}x{src_size[0]} but --bgr is "
-                        f"{plate_size[1]}x{plate_size[0]} (pass --bgr-resize to resize the plate, or "
-                        "--preprocess-alignment to warp it)")
-
-
-def frame_pairs(src, plate):
-    """Yield ``(name, frame, plate_frame)``; a plate image (or an estimated plate array) is reused for every frame."""
-    if isinstance(plate, np.ndarray):
-        for name, frame in src:
-            yield name, frame, plate
-        return
-    if plate.kind == "image":
-        yield from frame_pairs(src, plate.frame)
-        return
-    plates = iter(plate)
-    for name, frame in src:
-        item = next(plates, None)
-        if item is None:
-            raise UserError(f"--bgr ran out of frames before --src at {name}")
-        yield name, frame, item[1]
-
-
-class OutputSink:
-    """Writes the requested outputs of each frame, as images or as one video per output type."""
-
-    def __init__(self, root: Path, types, output_format, fps, target):
-        self.root, self.types, self.format, self.fps, self.target = root, types, output_format, fps, target
-        self.videos = {}
-
-    def images(self, result):
-        """Output type → uint8-convertible array for this frame (float32 in [0, 1])."""
-        pha, fgr = result["pha"], result["fgr"]
-        images = {}
-        for kind in self.types:
-            if kind == "com":
-                if self.target is None:  # official RGBA: fgr × (pha > 0)
-                    images[kind] = cutout_rgba(fgr, pha)
-                else:
-                    images[kind] = composite(fgr, pha, self.target.next(pha.shape))
-            else:
-                images[kind] = result[kind]
-        return images
-
-    def write(self, name, images):
-        """Write one frame's images (called on the writer thread, in frame order)."""
-        for kind, image in images.items():
-            if self.format == "video":
-                if kind not in self.videos:
-                    self.videos[kind] = VideoWriter(self.root / f"{kind}.mp4", self.fps, image.shape[:2])
-                self.videos[kind].write((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
-            else:
-                rgba = kind == "com" and image.shape[-1] == 4
-                write_image(self.root / kind / f"{name}.{'png' if rgba else self.format}", image)
-
-    def close(self, ok=True):
-        """Finish the videos (``ok=False``: discard them)."""
-        for video in self.videos.values():
-            video.close(ok)
-
-
-def _plate_for(frame, plate_frame, name, aligner, fallbacks, args):
-    """The plate for ``frame``: aligned (warnings recorded in ``fallbacks``), or size-checked and resized."""
-    if aligner is not None:
-        alignment = aligner(frame, plate_frame)
-        if alignment.warning:
-            if not fallbacks:
-                tqdm.write(f"warning: {name}: {alignment.warning}", file=sys.stderr)
-            fallbacks[name] = alignment.warning
-        return alignment.plate
-    check_sizes(frame.shape, plate_frame.shape, args, name)
-    if plate_frame.shape != frame.shape:
-        plate_frame = cv2.resize(plate_frame, frame.shape[1::-1], interpolation=cv2.INTER_AREA)
-    return plate_frame
-
-
-def run(args, src, plate, predictor, root: Path, trimaps=None):
-    """Matte every frame of ``src`` into ``root`` (a fresh directory); ``trimaps`` (a TrimapInput) turns the frames
-    paired from ``plate`` into trimaps for trimap models."""
-    target = TargetBackground(args.target_bgr) if args.target_bgr else (
-        TargetBackground(",".join(map(str, DEFAULT_VIDEO_BGR))) if args.output_format == "video" else None)
-    sink = OutputSink(root, args.output_types, args.output_format, src.fps, target)
-    aligner = PlateAligner(args.alignment_mode) if args.preprocess_alignment else None
-    fallbacks = {}
-    ok = False
-    try:
-        with ThreadedWriter() as writer:
-            frames = tqdm(ThreadedReader(frame_pairs(src, plate)), total=len(src) or None, unit="frame",
-                          disable=src.kind == "image", file=sys.stderr)
-            for name, frame, plate_frame in frames:
-                if trimaps is not None:
-                    result = predictor(src=frame, trimap=trimaps(name, frame, plate_frame))
-                else:
-                    result = predictor(src=frame, bgr=_plate_for(frame, plate_frame, name, aligner, fallbacks, args))
-                writer.submit(sink.write, name, sink.images(result))
-        ok = True
-    finally:
-        sink.close(ok)
-    if len(fallbacks) > 1:
-        print(f"warning: plate alignment warned on {len(fallbacks)} of {len(src)} frames (the first is shown above)",
-              file=sys.stderr)
-
-
-def finalize(partial: Path, output: Path):
-    """Move the finished ``partial`` directory to ``output``, replacing an old one (already confirmed)."""
-    old = None
-    if output.exists():
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
-        output.rename(old)
-    partial.rename(output)
-    if old is not None:
-        shutil.rmtree(old)
-
-
-def resolve_output_format(args, src):
-    """``--output-format``, defaulting to video for a video ``--src`` and png otherwise."""
-    if args.output_format is None:
-        return "video" if src.kind == "video" else "png"
-    if args.output_format == "video" and src.kind != "video":
-        raise UserError(f"--output-format video needs a video --src; {args.src} is a {src.kind}")
-    return args.output_format
-
-
-def load_plate(args, src):
-    """The plate source, or (for ``--bgr auto``) an estimated plate array; warnings printed."""
-    if args.bgr != "auto":
-        plate = open_source(args.bgr, "--bgr")
-        check_pairing(src, plate)
-        check_sizes(src.size, plate.size, args)
-        return plate
-    check_pairing(src, None)
-    aligner = PlateAligner(args.alignment_mode) if args.preprocess_alignment else None
-    frames = ThreadedReader(frame for _, frame in tqdm(src, total=len(src) or None, desc="estimating plate",
-                                                        unit="frame", file=sys.stderr))
-    estimate = estimate_plate(frames, count=len(src) or 1, aligner=aligner)
-    if estimate.warning:
-        print(f"warning: {estimate.warning}", file=sys.stderr)
-    return estimate.plate
-
-
 def check_model_inputs(args):
     """Raise UserError for inputs and outputs that do not fit the model type (a plate vs a trimap or mask)."""
     if args.model_type == "mattingbase" and "ref" in args.output_types:
@@ -333,45 +117,85 @@ def check_model_inputs(args):
             raise UserError("the bgmv2+vitmatte cascade runs on the dygraph backend only")
 
 
-def load_trimaps(args, src):
-    """(the --trimap/--mask source, a TrimapInput turning its frames into trimaps), checked against ``src``."""
-    what = "--trimap" if args.trimap else "--mask"
-    source = open_source(args.trimap or args.mask, what)
-    check_pairing(src, source, what)
-    return source, TrimapInput(None if args.trimap else args.mask_width, what)
+def resolve_output_format(args, src):
+    """``--output-format``, defaulting to video for a video ``--src`` and png otherwise."""
+    if args.output_format is None:
+        return "video" if src.kind == "video" else "png"
+    if args.output_format == "video" and src.kind != "video":
+        raise UserError(f"--output-format video needs a video --src; {args.src} is a {src.kind}")
+    return args.output_format
+
+
+class Guide(NamedTuple):
+    """The second model input: its argument (``bgr``/``trimap``), flag, source (or estimated plate array) and the
+    callable turning each paired frame into it."""
+
+    argument: str
+    flag: str
+    source: object
+    to_guide: object
+
+
+def load_guide(args, src, kind) -> Guide:
+    """Open and check the plate, trimap or mask paired with ``src`` (or estimate the plate for ``--bgr auto``)."""
+    if kind.guide == "trimap":
+        flag = "--trimap" if args.trimap else "--mask"
+        source = open_source(args.trimap or args.mask, flag)
+        check_pairing(src, source, flag)
+        return Guide("trimap", flag, source, TrimapInput(None if args.trimap else args.mask_width, flag))
+    aligner = PlateAligner(args.alignment_mode) if args.preprocess_alignment else None
+    if args.bgr != "auto":
+        plate = open_source(args.bgr, "--bgr")
+        check_pairing(src, plate)
+        check_sizes(src.size, plate.size, args.bgr_resize or aligner is not None)
+        return Guide("bgr", "--bgr", plate, PlateInput(aligner, args.bgr_resize))
+    check_pairing(src, None)
+    estimate = estimate_source_plate(src, aligner)
+    if estimate.warning:
+        print(f"warning: {estimate.warning}", file=sys.stderr)
+    return Guide("bgr", "--bgr", estimate.plate, PlateInput(aligner, args.bgr_resize))
+
+
+def print_report(report, src, output_types, output):
+    """The run's warnings, then one line saying what was written where."""
+    if len(report.warnings) > 1:
+        print(f"warning: plate alignment warned on {len(report.warnings)} of {len(src)} frames (the first is shown "
+              "above)", file=sys.stderr)
+    if report.unreadable:
+        shown = ", ".join(report.unreadable[:5]) + (", …" if len(report.unreadable) > 5 else "")
+        print(f"warning: skipped {len(report.unreadable)} frame(s) that could not be decoded: {shown}",
+              file=sys.stderr)
+    if src.kind == "video" and src.frames_seen is not None and src.frames_seen < len(src):
+        print(f"warning: --src ended after frame {src.frames_seen} of the {len(src)} its header announces "
+              "(damaged or truncated video)", file=sys.stderr)
+    print(f"wrote {', '.join(output_types)} for {report.written} frame(s) to {output}")
 
 
 @cli_main
 def main(argv=None):
-    """Parse arguments, validate every input, then matte into a temporary directory renamed at the end."""
+    """Parse arguments, validate every input, then matte into a staging folder renamed into place at the end."""
     args = build_parser().parse_args(argv)
-    output = Path(args.output_dir)
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise UserError(f"--cpu-threads must be >= 1, got {args.cpu_threads}")
     check_model_inputs(args)
     src = open_source(args.src, "--src")
     args.output_format = resolve_output_format(args, src)
-    if args.target_bgr:
-        TargetBackground(args.target_bgr)  # validate before any work
-    prepare_output_dir(output, args.y)
-    trimaps = None
-    if MODEL_KINDS[args.model_type].guide == "trimap":
-        plate, trimaps = load_trimaps(args, src)
-    else:
-        plate = load_plate(args, src)
+    target = args.target_bgr or (DEFAULT_VIDEO_BGR if args.output_format == "video" else None)
+    target = TargetBackground(target) if target else None
+    output = OutputFolder(args.output_dir, args.y)
+    guide = load_guide(args, src, MODEL_KINDS[args.model_type])
     predictor = Predictor.from_args(args, backend=args.backend, cpu_threads=args.cpu_threads)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
-    partial.mkdir()
-    try:
-        if isinstance(plate, np.ndarray):
-            write_image(partial / PLATE_FILE, plate)
-        run(args, src, plate, predictor, partial, trimaps)
-        finalize(partial, output)
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial)
-    print(f"wrote {', '.join(args.output_types)} for {len(src) or 'all'} frame(s) to {output}")
+    sink = OutputSink(args.output_types, args.output_format, src.fps, target)
+    with output as staging:
+        for folder in output.removed:
+            print(f"removed {folder.name}, left by a run that was killed", file=sys.stderr)
+        if isinstance(guide.source, np.ndarray):  # a plate estimated by --bgr auto
+            write_image(staging / PLATE_FILE, guide.source)
+        sink.open(staging)
+        report = run(predictor, frame_pairs(src, guide.source, guide.flag), guide.argument, guide.to_guide, sink,
+                     total=len(src), progress=src.kind != "image")
+        output.commit()
+    print_report(report, src, args.output_types, args.output_dir)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from bgmatting.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+#: float alphas may stray this far outside [0, 1] (rounding of the tool that wrote them) and are clipped
+FLOAT_ALPHA_TOLERANCE = 1e-3
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -77,14 +79,34 @@ def read_rgba(path) -> np.ndarray:
 def read_alpha(path) -> np.ndarray:
     """Read an alpha matte (a grey image; for RGBA files, the alpha channel; for RGB, the first channel).
 
+    Samples are scaled by their type: uint8 / 255, uint16 / 65535, float (32/64-bit TIFF, EXR…) as stored.
+
     Returns:
         float32 array (H, W) in [0, 1].
+    Raises:
+        UserError: another sample type, or a float alpha holding NaN/±inf or values outside [0, 1] (beyond
+            :data:`FLOAT_ALPHA_TOLERANCE`, which is clipped), naming the file and how many pixels are bad.
     """
     image = _read_raw(path, cv2.IMREAD_UNCHANGED)
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
     if image.ndim == 3:
         image = image[:, :, 3] if image.shape[2] == 4 else image[:, :, 0]
-    return image.astype(np.float32) / scale
+    if image.dtype in (np.uint8, np.uint16):
+        return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+    if image.dtype not in (np.float32, np.float64):
+        raise UserError(f"unsupported alpha sample type {image.dtype} (use 8/16-bit integers or floats in [0, 1]): "
+                        f"{path}")
+    return _checked_float_alpha(image.astype(np.float32), path)
+
+
+def _checked_float_alpha(alpha: np.ndarray, path) -> np.ndarray:
+    """``alpha`` (float32 (H, W)) clipped to [0, 1]; UserError for NaN/±inf or values clearly outside [0, 1]."""
+    finite = np.isfinite(alpha)
+    if not finite.all():
+        raise UserError(f"alpha has {int((~finite).sum())} NaN/infinite pixel(s): {path}")
+    low, high = float(alpha.min()), float(alpha.max())
+    if low < -FLOAT_ALPHA_TOLERANCE or high > 1 + FLOAT_ALPHA_TOLERANCE:
+        raise UserError(f"float alpha must lie in [0, 1] but holds values in [{low:g}, {high:g}]: {path}")
+    return np.clip(alpha, 0.0, 1.0)
 
 
 def read_trimap(path) -> np.ndarray:
@@ -119,20 +141,48 @@ def check_same_size(a: np.ndarray, b: np.ndarray, name_a, name_b) -> None:
 def atomic_path(path):
     """Yield a temporary path beside ``path`` (same extension); rename it onto ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched. An OSError (a read-only or
+    full disk, a parent that is a file) becomes a UserError naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as error:
+        raise _write_error(path, error) from None
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs get the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise _write_error(path, error) from None
         raise
+
+
+def _write_error(path, error: OSError) -> UserError:
+    return UserError(f"cannot write {path}: {error.strerror or error}")
+
+
+def check_writable_folder(path, what: str) -> None:
+    """Raise UserError unless ``path`` is a folder, or can be created as one, in a writable place.
+
+    Checks the path itself when it exists (it must be a folder), else its nearest existing ancestor (it must be a
+    writable folder), so a tool can refuse ``--save-dir``/``--output-dir`` before any work.
+    """
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what}: {path} exists and is not a folder")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{what}: cannot create {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"{what}: cannot write in {ancestor} (read-only or no permission)")
 
 
 def _encode(path, image, jpeg_quality):
@@ -156,8 +206,8 @@ def write_image(path, image: np.ndarray, jpeg_quality: int = 95) -> None:
     elif image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, [2, 1, 0, 3]]
     buf = _encode(path, np.ascontiguousarray(image), jpeg_quality)
-    with atomic_path(path) as tmp:
-        buf.tofile(str(tmp))
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(buf)  # unlike ndarray.tofile, a full disk raises OSError(ENOSPC)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -4,6 +4,13 @@ The official inference scripts decode and encode on the model's thread and are I
 2 it/s against 40 it/s in the speed test); here :class:`ThreadedReader` decodes ahead and :class:`ThreadedWriter`
 encodes behind, so the model is never idle waiting for a frame.
 
+Frame names are what outputs are named after. A folder's frames are named by relative path without the extension;
+files that share one (``a.png``, ``a.jpg``, ``a.bmp``) keep their extension in the name (``a_png``, ``a_jpg``,
+``a_bmp``) so no output overwrites another, while a unique stem stays as it is (``b.png`` → ``b``). A video's frames
+are named by index (``00042``). A video frame that cannot be decoded is yielded as ``(name, None)`` so that sources
+paired frame by frame stay in step; decoding goes on past it while the container has frames
+(:class:`VideoSource`).
+
 Example:
     >>> source = open_source("clip.mp4", "--src")
     >>> for name, frame in ThreadedReader(source):     # name "00000", frame uint8 (H, W, 3) RGB
@@ -11,6 +18,7 @@ Example:
 """
 import queue
 import threading
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -20,6 +28,9 @@ from bgmatting.data.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, atomic_path, i
     list_images, read_image
 from bgmatting.errors import UserError
 
+#: consecutive undecodable frames after which a video of unknown length is taken to have ended
+MAX_UNDECODABLE_RUN = 32
+
 
 class FrameSource:
     """Base class: a sequence of named RGB frames.
@@ -27,8 +38,9 @@ class FrameSource:
     Attributes:
         path: the file or folder; kind: ``"image"``, ``"folder"`` or ``"video"``.
         size: (H, W) of the first frame. fps: frames per second (videos) or None.
-    Iteration yields ``(name, frame)``: ``name`` a relative path without extension (``"00042"`` for videos),
-    ``frame`` uint8 (H, W, 3) RGB.
+    Iteration yields ``(name, frame)``: ``name`` a relative path without extension (``"00042"`` for videos; see the
+    module docstring for names that would collide), ``frame`` uint8 (H, W, 3) RGB, or None for a video frame that
+    cannot be decoded.
     """
 
     kind = ""
@@ -62,25 +74,57 @@ class ImageSource(FrameSource):
 
 
 class FolderSource(FrameSource):
-    """Images under a folder (recursive), sorted by relative path; the first is read at construction."""
+    """Images under a folder (recursive), sorted by relative path; the first is read at construction.
+
+    Attributes:
+        names: one distinct name per file (see the module docstring).
+    """
 
     kind = "folder"
 
     def __init__(self, path):
         super().__init__(path)
         self.files = list_images(path)
+        self.names = frame_names(self.files, self.path)
         self.size = read_image(self.files[0]).shape[:2]
 
     def __len__(self):
         return len(self.files)
 
     def __iter__(self):
-        for file in self.files:
-            yield str(file.relative_to(self.path).with_suffix("")), read_image(file)
+        for name, file in zip(self.names, self.files):
+            yield name, read_image(file)
+
+
+def frame_names(files, root) -> list:
+    """Distinct names for ``files`` under ``root``: the relative path without extension, with ``_EXT`` appended
+    where several files share it (``a.png``, ``a.jpg`` → ``a_png``, ``a_jpg``).
+
+    Raises:
+        UserError: two files still map to one name (``a.png``, ``a.jpg`` and a file named ``a_png.bmp``).
+    """
+    stems = [str(file.relative_to(root).with_suffix("")) for file in files]
+    shared = Counter(stems)
+    names = [stem if shared[stem] == 1 else f"{stem}_{file.suffix[1:]}" for stem, file in zip(stems, files)]
+    taken = {}
+    for name, file in zip(names, files):
+        if name in taken:
+            raise UserError(f"{taken[name]} and {file} would both be written as {name}; rename one of them")
+        taken[name] = file
+    return names
 
 
 class VideoSource(FrameSource):
-    """A video file decoded with OpenCV; the first frame is decoded at construction to validate the file."""
+    """A video file decoded with OpenCV; the first frame is decoded at construction to validate the file.
+
+    A frame that fails to decode is yielded as ``(name, None)`` and decoding goes on: up to the frame count the
+    container announces, or (count unknown) until :data:`MAX_UNDECODABLE_RUN` frames in a row fail. Failures after
+    the last decodable frame are not yielded; :attr:`frames_seen` then tells how far the video went.
+
+    Attributes:
+        count: frames the container announces (0 = unknown), also ``len(source)``.
+        frames_seen: after an iteration, the index after the last decodable frame (== ``count`` for a sound video).
+    """
 
     kind = "video"
 
@@ -94,6 +138,7 @@ class VideoSource(FrameSource):
         self.size = frame.shape[:2]
         self.fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
         self.count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))  # 0 = unknown
+        self.frames_seen = None
         capture.release()
 
     def __len__(self):
@@ -102,13 +147,20 @@ class VideoSource(FrameSource):
     def __iter__(self):
         capture = cv2.VideoCapture(str(self.path))
         try:
-            index = 0
+            index, failed = 0, 0  # failed: undecodable frames since the last good one
             while True:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                yield f"{index:05d}", np.ascontiguousarray(frame[:, :, ::-1])
+                ok, frame = capture.read()  # a failed read consumes the frame's packet: index stays in step
+                if ok:
+                    for gap in range(index - failed, index):
+                        yield f"{gap:05d}", None
+                    failed = 0
+                    yield f"{index:05d}", np.ascontiguousarray(frame[:, :, ::-1])
+                else:
+                    failed += 1
+                    if index + 1 >= self.count and (self.count or failed >= MAX_UNDECODABLE_RUN):
+                        break
                 index += 1
+            self.frames_seen = index + 1 - failed
         finally:
             capture.release()
 

@@ -16,7 +16,9 @@ Three sources of samples, one loop (:func:`evaluate`):
 - :class:`SavedPredictions` — already computed alphas against ground truth (and trimaps).
 
 Predictions are rounded to 8 bits before scoring — what a saved PNG holds — so scoring a model directly and
-scoring its saved predictions give the same numbers. Ground truth is scored as read (8-bit files).
+scoring its saved predictions give the same numbers. Ground truth is scored as read. Alpha files are read by
+sample type (:func:`bgmatting.data.io.read_alpha`): 8-bit / 255, 16-bit / 65535, float (TIFF) as stored; a float
+alpha holding NaN/±inf or values outside [0, 1] is refused with one error naming the file rather than scored.
 
 Example:
     >>> bench = PhotoMatte85Benchmark("PhotoMatte85", "backgrounds", resolution=2048, seed=0)
