@@ -29,20 +29,6 @@ ONNX_NAME = "model.onnx"
 FORMAT_VERSION = 1
 ONNX_OPSET = 17
 
-# model type -> (input names, channels per input, output names)
-SIGNATURES = {
-    "mattingbase": (("src", "bgr"), (3, 3), ("pha", "fgr", "err", "hid")),
-    "mattingrefine": (("src", "bgr"), (3, 3), ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")),
-    "vitmatte": (("pixel_values",), (4,), ("alpha",)),
-}
-PREPROCESSING = {
-    "mattingbase": {"inputs": "RGB float32 in [0, 1], NCHW", "pad_multiple": 4},
-    "mattingrefine": {"inputs": "RGB float32 in [0, 1], NCHW", "pad_multiple": 4},
-    "vitmatte": {"inputs": "RGB normalised with mean = std = 0.5, trimap / 255 as 4th channel, NCHW",
-                 "mean": 0.5, "std": 0.5, "pad_multiple": 32, "pad_mode": "zeros, bottom/right"},
-}
-
-
 def _import_paddle():
     warnings.filterwarnings("ignore", message="No ccache found")
     warnings.filterwarnings("ignore", message="Tensor do not have 'place' interface")  # harmless, from to_static
@@ -51,68 +37,64 @@ def _import_paddle():
     return paddle
 
 
-def bgmv2_options(model) -> dict:
-    """The refine options a MattingBase/MattingRefine bakes into an exported graph (empty for MattingBase)."""
-    refiner = getattr(model, "refiner", None)
-    if refiner is None:
-        return {}
-    return dict(backbone_scale=model.backbone_scale, refine_mode=refiner.mode,
-                refine_sample_pixels=refiner.sample_pixels, refine_threshold=refiner.threshold,
-                refine_kernel_size=refiner.kernel_size, refine_prevent_oversampling=refiner.prevent_oversampling)
+def input_shapes(signature, input_size=None) -> list:
+    """Input shapes of the exported graph, None = dynamic: ``[None, C, None, None]`` per input, or
+    ``[None, C, H, W]`` with a fixed ``input_size`` (multiples of the kind's pad multiple; BGMv2: lets every resize
+    use the integer-ratio form, several times faster under oneDNN). ``signature.fixed_size`` kinds (ViTMatte)
+    need ``input_size``.
 
-
-def input_shapes(model_type: str, input_size=None) -> list:
-    """Input shapes of the exported graph, None = dynamic. BGMv2: ``[None, 3, None, None]`` ×2, or
-    ``[None, 3, H, W]`` with a fixed ``input_size`` (multiples of 4; lets every resize use the integer-ratio form,
-    several times faster under oneDNN). ViTMatte: ``[None, 4, H, W]``, ``input_size`` required (multiples of 32)."""
-    names, channels, _ = SIGNATURES[model_type]
-    multiple = PREPROCESSING[model_type]["pad_multiple"]
-    if input_size is None and model_type != "vitmatte":
-        return [[None, c, None, None] for c in channels]
+    Args:
+        signature: the kind's :class:`bgmatting.engine.kinds.ExportSignature`.
+        input_size: (H, W) or None.
+    """
+    multiple = signature.preprocessing["pad_multiple"]
+    if input_size is None and not signature.fixed_size:
+        return [[None, c, None, None] for c in signature.channels]
     if input_size is None or len(input_size) != 2 or any(int(s) <= 0 or int(s) % multiple for s in input_size):
-        raise UserError(f"{'ViTMatte exports at a fixed input size: give' if model_type == 'vitmatte' else 'give'} "
+        raise UserError(f"{'this model exports at a fixed input size: give' if signature.fixed_size else 'give'} "
                         f"--input-size H W, positive multiples of {multiple} (got {input_size})")
-    return [[None, c, int(input_size[0]), int(input_size[1])] for c in channels]
+    return [[None, c, int(input_size[0]), int(input_size[1])] for c in signature.channels]
 
 
-def export_model(model, model_type: str, save_dir, options: dict = None, input_size=None, onnx: bool = False) -> dict:
+def export_model(model, signature, model_type: str, save_dir, options: dict = None, input_size=None,
+                 onnx: bool = False, write_extra=None) -> dict:
     """Export ``model`` to ``save_dir`` (created; files there of the same names are replaced).
 
     Args:
-        model: a :class:`bgmatting.models.MattingBase`, :class:`~bgmatting.models.MattingRefine` or
-            :class:`~bgmatting.models.ViTMatte` (its weights loaded); switched to eval mode.
-        model_type: ``"mattingbase"``, ``"mattingrefine"`` or ``"vitmatte"``.
+        model: a Paddle layer (weights loaded); switched to eval mode.
+        signature: its kind's :class:`bgmatting.engine.kinds.ExportSignature` (inputs, outputs, pre-processing).
+        model_type: the kind's name, recorded for the runtimes.
         save_dir: output directory.
-        options: build options recorded in the metadata (e.g. ``backbone``; ViTMatte's architecture), so a runtime
-            can check them; the refine options are read off the model.
-        input_size: (H, W) fixed in the graph: required for ViTMatte; optional for BGMv2 (None = any size).
+        options: the options baked into the graph (recorded so that a runtime can refuse other requests).
+        input_size: (H, W) fixed in the graph: required when ``signature.fixed_size``; else optional.
         onnx: also write ``model.onnx`` through paddle2onnx (opset 17).
+        write_extra: ``folder -> [file names]``: writes further files into the staging folder (e.g. the model
+            card, ``model.yaml``), moved in with the rest.
     Returns:
         the metadata written to ``export.json``.
     Example:
-        >>> export_model(MattingRefine("mobilenetv2"), "mattingrefine", "out/mbv2", {"backbone": "mobilenetv2"})
+        >>> export_model(model, get_kind("mattingrefine").export, "mattingrefine", "out/mbv2", settings.options)
     """
     paddle = _import_paddle()
-    if model_type not in SIGNATURES:
-        raise UserError(f"unknown model type {model_type!r}; choose one of {', '.join(SIGNATURES)}")
-    names, _, outputs = SIGNATURES[model_type]
-    shapes = input_shapes(model_type, input_size)
+    shapes = input_shapes(signature, input_size)
     model.eval()
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=save_dir))
     try:
-        _save_static(model, shapes, names, staging, gather=True)
+        _save_static(model, shapes, signature.inputs, staging, gather=True)
         files = [f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdiparams"]
         if onnx:  # onnxruntime has a fast native bilinear Resize: convert a trace with F.interpolate
-            _save_static(model, shapes, names, staging / "onnx", gather=False)
+            _save_static(model, shapes, signature.inputs, staging / "onnx", gather=False)
             _write_onnx(staging / "onnx", staging / ONNX_NAME)
             files.append(ONNX_NAME)
-        metadata = dict(format=FORMAT_VERSION, model_type=model_type,
-                        options={**(options or {}), **(bgmv2_options(model) if model_type != "vitmatte" else {})},
-                        inputs=[dict(name=n, shape=s) for n, s in zip(names, shapes)], outputs=list(outputs),
-                        preprocessing=PREPROCESSING[model_type], files=files, paddle_version=paddle.__version__)
-        (staging / METADATA_NAME).write_text(json.dumps(metadata, indent=2))
+        metadata = dict(format=FORMAT_VERSION, model_type=model_type, options=dict(options or {}),
+                        inputs=[dict(name=n, shape=s) for n, s in zip(signature.inputs, shapes)],
+                        outputs=list(signature.outputs), preprocessing=dict(signature.preprocessing), files=files,
+                        paddle_version=paddle.__version__)
+        if write_extra is not None:
+            files += list(write_extra(staging))
+        (staging / METADATA_NAME).write_text(json.dumps(metadata, indent=2, default=list))
         for name in files + [METADATA_NAME]:  # metadata last: a directory with export.json is complete
             os.replace(staging / name, save_dir / name)
     finally:
@@ -158,47 +140,8 @@ def load_metadata(export_dir) -> dict:
         metadata = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not valid JSON: {error}") from None
-    if metadata.get("format") != FORMAT_VERSION or metadata.get("model_type") not in SIGNATURES:
-        raise UserError(f"{path}: unknown export format {metadata.get('format')!r} / model type "
-                        f"{metadata.get('model_type')!r}")
+    if (not isinstance(metadata, dict) or metadata.get("format") != FORMAT_VERSION
+            or not isinstance(metadata.get("model_type"), str) or not isinstance(metadata.get("inputs"), list)):
+        raise UserError(f"{path}: unknown export format "
+                        f"{metadata.get('format') if isinstance(metadata, dict) else metadata!r}")
     return metadata
-
-
-def is_export_dir(path) -> bool:
-    """True when ``path`` is a directory holding ``export.json``."""
-    return path is not None and (Path(path) / METADATA_NAME).is_file()
-
-
-def load_model(model_type: str, checkpoint, options: dict = None):
-    """Build a model and load a checkpoint for export.
-
-    Args:
-        model_type: ``"mattingbase"``, ``"mattingrefine"`` or ``"vitmatte"``.
-        checkpoint: BGMv2: official ``.pth``, Paddle-port/our ``.pdparams`` or ``.safetensors``; ViTMatte: the
-            official ``.pth``, Hugging Face ``model.safetensors`` or our ``.pdparams``.
-        options: BGMv2 :class:`bgmatting.engine.predictor.Predictor` arguments (``backbone``, ``backbone_scale``,
-            ``refine_*``); unused for ViTMatte (the architecture is read off the checkpoint).
-    Returns:
-        (model in eval mode, options to record in the export metadata).
-    Raises:
-        UserError: unknown model type, unreadable checkpoint, or one that does not fit the options.
-    """
-    if model_type == "vitmatte":
-        _import_paddle()
-        from bgmatting.convert.checkpoint_io import load_state_arrays
-        from bgmatting.convert.vitmatte import convert_vitmatte, infer_vitmatte_config
-        from bgmatting.models import ViTMatte
-
-        state, _ = convert_vitmatte(load_state_arrays(checkpoint))
-        config = infer_vitmatte_config(state)
-        model = ViTMatte(**config)
-        model.set_state_dict(state)
-        model.eval()
-        return model, config
-    from bgmatting.engine.predictor import Predictor
-
-    if model_type not in SIGNATURES:
-        raise UserError(f"unknown model type {model_type!r}; choose one of {', '.join(SIGNATURES)}")
-    options = dict(options or {})
-    model = Predictor(model_type, checkpoint=checkpoint, **options).runner.model
-    return model, {"backbone": options.get("backbone", "resnet50")}

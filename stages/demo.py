@@ -65,13 +65,14 @@ def train_stage(config: str, data: Path, save_dir: Path, iters: int, batch_size:
 
 
 def _predictor(cfg, checkpoint):
+    """The Predictor of a trained checkpoint (its settings from its card), or of the config's untrained model."""
+    from bgmatting.engine.kinds import kind_for_training_type
     from bgmatting.engine.predictor import Predictor
 
-    model = cfg["model"]
-    return Predictor(model["type"].lower(), model["backbone"], backbone_scale=model["backbone_scale"],
-                     refine_mode=model["refine_mode"], refine_sample_pixels=model["refine_sample_pixels"],
-                     refine_threshold=model["refine_threshold"], refine_kernel_size=model["refine_kernel_size"],
-                     checkpoint=checkpoint)
+    if checkpoint is not None:
+        return Predictor.from_pretrained(checkpoint)
+    kind = kind_for_training_type(cfg["model"]["type"])
+    return Predictor(kind.name, **kind.options_from_training(cfg["model"]))
 
 
 PLATES = {"perfect plates": (), "imperfect plates (shadow, noise, jitter, misalignment)":

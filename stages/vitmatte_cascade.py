@@ -107,7 +107,7 @@ def write_picture(out: Path, data: Path, found: dict, band: int, rows: int = 3):
     ``band``) | cascade alpha | ViTMatte with the ground-truth trimap | ground truth."""
     from bgmatting.data.io import write_image
     from bgmatting.engine import evaluator
-    from bgmatting.engine.vitmatte_kind import cascade_trimap
+    from bgmatting.engine.kinds.cascade import cascade_trimap
 
     bench = evaluator.PhotoMatte85Benchmark(data / "heldout" / "photomatte85", data / "heldout" / "backgrounds",
                                             resolution=EVAL_RESOLUTION, seed=0, perturb=PLATES[list(PLATES)[1]])

@@ -7,7 +7,7 @@ import pytest
 from bgmatting.engine.backends import OnnxRuntime, PaddleInferenceRuntime
 from bgmatting.engine.predictor import Predictor
 from bgmatting.errors import UserError
-from bgmatting.export import export_model
+from bgmatting.engine.exporting import export_kind
 from bgmatting.models import MattingRefine, ViTMatte
 
 TOLERANCE = 1e-4
@@ -55,7 +55,7 @@ def refine_exports(tmp_path_factory):
                                         ("fixed", "sampling", 0.1, (64, 96))):
         model = tiny_refine(mode, threshold)
         directory = tmp_path_factory.mktemp(name)
-        export_model(model, "mattingrefine", directory, {"backbone": "mobilenetv2"}, input_size=size, onnx=True)
+        export_kind(model, "mattingrefine", directory, {"backbone": "mobilenetv2"}, input_size=size, onnx=True)
         exports[name] = model, directory
     return exports
 
@@ -84,7 +84,7 @@ def vitmatte_export(tmp_path_factory):
     model = ViTMatte(**TINY_VIT)
     model.eval()
     directory = tmp_path_factory.mktemp("vitmatte")
-    metadata = export_model(model, "vitmatte", directory, {"size": "small"}, input_size=(64, 96), onnx=True)
+    metadata = export_kind(model, "vitmatte", directory, {"size": "small"}, input_size=(64, 96), onnx=True)
     return model, directory, metadata
 
 
@@ -102,7 +102,7 @@ def test_vitmatte_runtimes_agree_with_dygraph(vitmatte_export, runtime):
 
 
 def test_onnx_runtime_needs_the_onnx_file(tmp_path):
-    export_model(tiny_refine("sampling"), "mattingrefine", tmp_path, {"backbone": "mobilenetv2"})
+    export_kind(tiny_refine("sampling"), "mattingrefine", tmp_path, {"backbone": "mobilenetv2"})
     assert not (tmp_path / "model.onnx").exists()
     with pytest.raises(UserError, match="no model.onnx; export with --onnx"):
         OnnxRuntime(tmp_path)
@@ -132,7 +132,7 @@ def test_predictor_backends_match_dygraph(refine_exports, tmp_path, backend):
 
 def test_predictor_rejects_an_export_of_another_backbone(refine_exports):
     _, directory = refine_exports["sampling"]
-    with pytest.raises(UserError, match="holds backbone 'mobilenetv2' but 'resnet50' was asked for"):
+    with pytest.raises(UserError, match="holds a mobilenetv2 model but --model-backbone is resnet50"):
         Predictor("mattingrefine", "resnet50", checkpoint=str(directory), backend="inference")
 
 

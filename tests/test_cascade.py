@@ -6,7 +6,7 @@ import pytest
 from bgmatting.data.io import read_alpha, read_image
 from bgmatting.data.synthetic import make_clean_plate_pairs
 from bgmatting.engine.predictor import Predictor
-from bgmatting.engine.vitmatte_kind import cascade_trimap
+from bgmatting.engine.kinds.cascade import cascade_trimap
 from bgmatting.errors import UserError
 from bgmatting.models import MattingBase
 from bgmatting.models.cascade import MattingCascade
@@ -49,7 +49,7 @@ def test_prebuilt_cascade_and_errors(pairs, base_checkpoint, checkpoint):
     assert Predictor("bgmv2+vitmatte", model=model)(src, bgr=bgr)["pha"].shape == (48, 64)
     with pytest.raises(UserError, match="needs a clean plate"):
         Predictor("bgmv2+vitmatte", model=model)(src, trimap=np.zeros((48, 64), np.uint8))
-    with pytest.raises(UserError, match="needs ViTMatte weights too"):
+    with pytest.raises(UserError, match="needs --model-vitmatte-checkpoint"):
         Predictor("bgmv2+vitmatte", "mobilenetv2", checkpoint=str(base_checkpoint), coarse_model_type="mattingbase")
     with pytest.raises(UserError, match="not a ViTMatte checkpoint"):
         Predictor("bgmv2+vitmatte", "mobilenetv2", checkpoint=str(base_checkpoint),

@@ -74,7 +74,7 @@ def exported(base_checkpoint, tmp_path_factory):
 
 def test_export_cli_writes_program_and_metadata_and_checks(exported):
     save_dir, stdout = exported
-    assert {p.name for p in save_dir.iterdir()} == {"model.json", "model.pdiparams", "export.json"}
+    assert {p.name for p in save_dir.iterdir()} == {"model.json", "model.pdiparams", "export.json", "model.yaml"}
     metadata = json.loads((save_dir / "export.json").read_text())
     assert metadata["model_type"] == "mattingbase" and metadata["options"] == {"backbone": "mobilenetv2"}
     assert metadata["inputs"] == [{"name": "src", "shape": [None, 3, None, None]},
@@ -102,7 +102,7 @@ def test_predict_cli_inference_backend_matches_dygraph(exported, base_checkpoint
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--model-type", "mattingbase", "--model-path", "missing.pth"], "--model-path missing.pth does not exist"),
+    (["--model-type", "mattingbase", "--model-path", "missing.pth"], "checkpoint not found: missing.pth"),
     (["--model-type", "vitmatte", "--model-path", "CKPT"], "give --input-size H W"),
     (["--model-type", "vitmatte", "--model-path", "CKPT", "--input-size", "100", "64"], "positive multiples of 32"),
     (["--model-type", "mattingbase", "--model-path", "CKPT", "--model-backbone", "resnet50"],

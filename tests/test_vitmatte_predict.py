@@ -189,8 +189,14 @@ def test_cli_bad_inputs(checkpoint, tmp_path, capsys):
     line = _error(capsys, _cli(checkpoint, tmp_path, "--src", src, "--trimap", soft, *base), tmp_path)
     assert "values other than 0/128/255" in line and "77" in line and "--mask" in line
 
+    import paddle
+
+    from bgmatting.models import MattingRefine
+
+    plate_checkpoint = tmp_path / "refine.pdparams"  # the plate-model errors need a plate model's weights
+    paddle.save(MattingRefine("mobilenetv2").state_dict(), str(plate_checkpoint))
     plate_argv = ["--model-type", "mattingrefine", "--model-backbone", "mobilenetv2", "--model-checkpoint",
-                  str(checkpoint), "--output-dir", str(tmp_path / "out"), "--src", str(src), *base]
+                  str(plate_checkpoint), "--output-dir", str(tmp_path / "out"), "--src", str(src), *base]
     assert "--trimap and --mask are for --model-type vitmatte" in _error(
         capsys, plate_argv + ["--bgr", str(src), "--trimap", str(files / "trimap/00.png")], tmp_path)
     assert "needs a clean plate: --bgr" in _error(capsys, plate_argv, tmp_path)
@@ -215,10 +221,10 @@ def test_eval_comp1k_runs_vitmatte(checkpoint, tmp_path):
 
 
 def test_paddle_inference_backend_on_a_vitmatte_export(tmp_path):
-    from bgmatting.export import export_model
+    from bgmatting.engine.exporting import export_kind
 
     model = tiny_vitmatte()
-    export_model(model, "vitmatte", tmp_path / "export", {}, input_size=(64, 64))
+    export_kind(model, "vitmatte", tmp_path / "export", {}, input_size=(64, 64))
     image, trimap = photo_and_trimap()  # 45 x 61, padded to the export's 64 x 64
     expected = Predictor("vitmatte", model=model)(image, trimap=trimap)["pha"]
     static = Predictor("vitmatte", checkpoint=str(tmp_path / "export"), backend="inference", cpu_threads=1)

@@ -50,7 +50,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", nargs="+", choices=list(PRESETS), help="the issue's configurations")
     parser.add_argument("--model-type", choices=["mattingrefine", "vitmatte"], default="mattingrefine")
-    parser.add_argument("--model-backbone", choices=["resnet50", "resnet101", "mobilenetv2"], default="mobilenetv2")
+    from bgmatting.models.backbones import BACKBONES
+
+    official = [b.name for b in BACKBONES.values() if b.official]  # those the torch reference has
+    parser.add_argument("--model-backbone", choices=official, default="mobilenetv2")
     parser.add_argument("--resolution", default="1920x1080", help="WIDTHxHEIGHT")
     parser.add_argument("--backbone-scale", type=float, default=0.25)
     parser.add_argument("--sample-pixels", type=int, default=80_000)
@@ -232,10 +235,10 @@ def our_runner(backend, model, model_type, backbone, size, threads, workdir):
 
         return run
     from bgmatting.engine.backends import open_runtime
-    from bgmatting.export import export_model
+    from bgmatting.engine.exporting import export_kind
 
     directory = os.path.join(workdir, "export")
-    export_model(model, model_type, directory, {"backbone": backbone},
+    export_kind(model, model_type, directory, {"backbone": backbone},
                  input_size=(size[1], size[0]), onnx=backend == "onnx")  # fixed size, as for a video
     return open_runtime(backend, directory, cpu_threads=threads)
 

@@ -33,8 +33,6 @@ from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
 from bgmatting.engine.predictor import Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
-#: Model types that predict alpha only (the Predictor returns the photo as their ``fgr``): no FG MSE.
-ALPHA_ONLY_MODEL_TYPES = ("vitmatte",)
 
 
 def parse_args(argv=None):
@@ -140,16 +138,6 @@ def build_predict_fn(args):
                 {"baseline": args.baseline, "threshold": args.baseline_threshold})
     if args.baseline:
         return evaluator.BASELINES[args.baseline](), {"baseline": args.baseline}
-    description = {"type": args.model_type, "checkpoint": args.model_checkpoint or "random init"}
-    if args.model_type != "vitmatte":
-        description["backbone"] = args.model_backbone
-    if args.model_type == "bgmv2+vitmatte":
-        description["vitmatte_checkpoint"] = args.model_vitmatte_checkpoint
-    if args.model_type == "mattingrefine":
-        description.update(backbone_scale=args.model_backbone_scale, refine_mode=args.model_refine_mode,
-                           refine_sample_pixels=args.model_refine_sample_pixels,
-                           refine_threshold=args.model_refine_threshold,
-                           refine_kernel_size=args.model_refine_kernel_size)
     if args.random_init:
         import warnings
 
@@ -157,7 +145,10 @@ def build_predict_fn(args):
         import paddle
 
         paddle.seed(args.seed)  # the same untrained weights on every run
-    return Predictor.from_args(args), description
+    predictor = Predictor.from_args(args)
+    description = {"type": predictor.model_type, "checkpoint": args.model_checkpoint or "random init",
+                   **{k: v for k, v in predictor.options.items() if k != "vitmatte_config"}}
+    return predictor, description
 
 
 def describe_run(args, model) -> dict:
@@ -191,7 +182,8 @@ def main(argv=None):
     callbacks = [worst]
     if args.save_predictions:
         callbacks.append(PredictionSaver(save_dir / "predictions", inputs=args.layout == "photomatte85"))
-    score_fgr = bool(args.baseline) or args.model_type not in ALPHA_ONLY_MODEL_TYPES
+    # alpha-only models (the Predictor returns the photo as their ``fgr``) get no FG MSE
+    score_fgr = bool(args.baseline) or (predict_fn is not None and predict_fn.kind.predicts_foreground)
     result = evaluator.evaluate(samples, predict_fn, evaluator.PROTOCOLS[args.protocol].convention,
                                 clamp=args.clamp_known, callbacks=callbacks, progress=not args.quiet,
                                 limit=args.limit, score_fgr=score_fgr)

@@ -1,17 +1,20 @@
-"""Export a model to a static graph for Paddle Inference (and ONNX) with the metadata a predictor needs.
+"""Export a model to a static graph for Paddle Inference (and ONNX) with the settings a predictor needs.
 
 Example:
-    python tools/export.py --model-type mattingrefine --model-backbone mobilenetv2 \
-        --model-path pytorch_mobilenetv2.pth --save-dir export/mbv2_hd --onnx --check
-    python tools/export.py --model-type vitmatte --model-path vitmatte-small/model.safetensors \
-        --input-size 1024 1024 --save-dir export/vitmatte_s_1024
-    python predict.py --backend inference --model-checkpoint export/mbv2_hd --model-type mattingrefine \
-        --model-backbone mobilenetv2 --src src.png --bgr bgr.png --output-dir out --output-types com
+    python tools/export.py --model-checkpoint weights/bgmv2_mobilenetv2 --save-dir export/mbv2_hd --onnx --check
+    python tools/export.py --model-checkpoint output/demo/stage2 --model-refine-sample-pixels 320000 \
+        --model-backbone-scale 0.125 --save-dir export/demo_4k
+    python tools/export.py --model-checkpoint vitmatte-small --input-size 1024 1024 --save-dir export/vitmatte_s_1024
+    python predict.py --backend inference --model-checkpoint export/mbv2_hd --src src.png --bgr bgr.png \
+        --output-dir out --output-types com
 
-Writes SAVE_DIR/model.json + model.pdiparams (paddle.jit.save, PIR), export.json (model type, options baked into
-the graph, inputs/outputs, pre-processing) and, with --onnx, model.onnx. BackgroundMattingV2 graphs take any
-batch/height/width (H, W multiples of 4), or a fixed --input-size (faster: integer-ratio resizes); the refine
-options are fixed at export. ViTMatte graphs have a fixed --input-size (the processor pads to multiples of 32). --check runs the export against the dygraph model.
+The model flags are predict.py's (``--model-checkpoint``, PaddleSeg's ``--model-path`` is an alias; ``--config``;
+``--model-type``, ``--model-backbone`` and the refine options default to the checkpoint's). Writes
+SAVE_DIR/model.json + model.pdiparams (paddle.jit.save, PIR), export.json (model type, options baked into the
+graph, inputs/outputs, pre-processing), model.yaml (the model card) and, with --onnx, model.onnx.
+BackgroundMattingV2 graphs take any batch/height/width (H, W multiples of 4), or a fixed --input-size (faster:
+integer-ratio resizes); the refine options are fixed at export. ViTMatte graphs have a fixed --input-size (the
+processor pads to multiples of 32). --check runs the export against the dygraph model.
 """
 import argparse
 import os
@@ -23,21 +26,12 @@ warnings.filterwarnings("ignore", message="No ccache found")
 
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
-MODEL_TYPES = ("mattingbase", "mattingrefine", "vitmatte")
-
-
 def parse_args(argv=None):
+    from bgmatting.engine.model_args import add_model_arguments
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-type", required=True, choices=MODEL_TYPES)
-    parser.add_argument("--model-path", required=True,
-                        help="checkpoint: BGMv2 .pth/.pdparams/.safetensors; ViTMatte official .pth, HF .safetensors")
+    add_model_arguments(parser, checkpoint_alias="--model-path")
     parser.add_argument("--save-dir", required=True)
-    parser.add_argument("--model-backbone", default="resnet50", choices=["resnet50", "resnet101", "mobilenetv2"])
-    parser.add_argument("--model-backbone-scale", type=float, default=0.25)
-    parser.add_argument("--model-refine-mode", default="sampling", choices=["full", "sampling", "thresholding"])
-    parser.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
-    parser.add_argument("--model-refine-threshold", type=float, default=0.1)
-    parser.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                         help="fixed input size: required for ViTMatte (multiples of 32); optional for BGMv2 "
                              "(multiples of 4; faster under oneDNN, but then only that size runs)")
@@ -47,14 +41,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def bgmv2_options(args) -> dict:
-    """Predictor keyword arguments from the official-style flags."""
-    return dict(backbone=args.model_backbone, backbone_scale=args.model_backbone_scale,
-                refine_mode=args.model_refine_mode, refine_sample_pixels=args.model_refine_sample_pixels,
-                refine_threshold=args.model_refine_threshold, refine_kernel_size=args.model_refine_kernel_size)
-
-
-def check_export(model, model_type, save_dir, onnx, input_size):
+def check_export(model, signature, save_dir, onnx, input_size):
     """Max |difference| of each runtime against dygraph on one random input: {runtime: float}."""
     import numpy as np
     import paddle
@@ -62,10 +49,11 @@ def check_export(model, model_type, save_dir, onnx, input_size):
     from bgmatting.engine.backends import open_runtime
 
     rng = np.random.default_rng(0)
-    if model_type == "vitmatte":
-        inputs = [rng.uniform(-1, 1, (1, 4, *input_size)).astype(np.float32)]
+    size = input_size or (128, 160)
+    if len(signature.inputs) == 1:
+        inputs = [rng.uniform(-1, 1, (1, signature.channels[0], *size)).astype(np.float32)]
     else:
-        src = rng.random((1, 3, *(input_size or (128, 160))), dtype=np.float32)
+        src = rng.random((1, signature.channels[0], *size), dtype=np.float32)
         inputs = [src, np.clip(src + 0.2 * rng.random(src.shape, dtype=np.float32), 0, 1)]
     with paddle.no_grad():
         expected = model(*[paddle.to_tensor(x) for x in inputs])
@@ -77,22 +65,27 @@ def check_export(model, model_type, save_dir, onnx, input_size):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    if not os.path.isfile(args.model_path):
-        raise UserError(f"--model-path {args.model_path} does not exist")
+    from bgmatting.engine.exporting import export_settings
+    from bgmatting.engine.loading import resolve_settings
+    from bgmatting.engine.model_args import requested_options
+
     if os.path.exists(args.save_dir) and not os.path.isdir(args.save_dir):
         raise UserError(f"--save-dir {args.save_dir} exists and is not a directory")
-    if args.model_type == "vitmatte" and args.input_size is None:
-        raise UserError("ViTMatte exports at a fixed size: give --input-size H W (multiples of 32)")
-    from bgmatting.export import export_model, input_shapes, load_model
+    requested = requested_options(args)
+    requested.pop("device")
+    if requested["checkpoint"] is None:
+        raise UserError("give the model to export: --model-checkpoint (or --model-path)")
+    if args.model_type is not None:  # check the size before reading the weights
+        from bgmatting.engine.kinds import get_kind
+        from bgmatting.export import input_shapes
 
-    input_shapes(args.model_type, args.input_size)  # validate before loading the weights
-    model, options = load_model(args.model_type, args.model_path,
-                                None if args.model_type == "vitmatte" else bgmv2_options(args))
-    metadata = export_model(model, args.model_type, args.save_dir, options, input_size=args.input_size,
-                            onnx=args.onnx)
-    print(f"exported {args.model_type} to {args.save_dir}: {', '.join(metadata['files'])} + export.json")
+        if get_kind(args.model_type).export is not None:
+            input_shapes(get_kind(args.model_type).export, args.input_size)
+    settings = resolve_settings(**requested)
+    model, metadata = export_settings(settings, args.save_dir, args.input_size, args.onnx)
+    print(f"exported {settings.kind.name} to {args.save_dir}: {', '.join(metadata['files'])} + export.json")
     if args.check:
-        for name, difference in check_export(model, args.model_type, args.save_dir, args.onnx,
+        for name, difference in check_export(model, settings.kind.export, args.save_dir, args.onnx,
                                              args.input_size).items():
             print(f"check {name}: max |difference| vs dygraph = {difference:.2e}")
 

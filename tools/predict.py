@@ -40,8 +40,8 @@ from bgmatting.data.alignment import ALIGNMENT_MODES, PlateAligner  # noqa: E402
 from bgmatting.data.io import write_image  # noqa: E402
 from bgmatting.data.trimap_inputs import TrimapInput  # noqa: E402
 from bgmatting.data.video import open_source  # noqa: E402
-from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
-from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, Predictor  # noqa: E402
+from bgmatting.engine.model_args import add_model_arguments, settings_from_args  # noqa: E402
+from bgmatting.engine.predictor import Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 from bgmatting.pipeline.output_dir import OutputFolder  # noqa: E402
 from bgmatting.pipeline.outputs import DEFAULT_VIDEO_BGR, PLATE_FILE, OutputSink, TargetBackground  # noqa: E402
@@ -56,7 +56,8 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__[
                                          __doc__.index("Example:"):])
-    add_model_arguments(parser, official_required=True, title="model (official flags)")
+    add_model_arguments(parser, title="model (official flags; a self-describing checkpoint needs none but "
+                                      "--model-checkpoint)")
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--src", required=True, help="an image, a folder of images, or a video")
     io.add_argument("--bgr",
@@ -89,29 +90,30 @@ def build_parser():
     return parser
 
 
-def check_model_inputs(args):
-    """Raise UserError for inputs and outputs that do not fit the model type (a plate vs a trimap or mask)."""
-    if args.model_type == "mattingbase" and "ref" in args.output_types:
+def check_model_inputs(args, settings):
+    """Raise UserError for inputs and outputs that do not fit the model (a plate vs a trimap or mask)."""
+    kind = settings.kind
+    if args.model_checkpoint is None:
+        raise UserError("give the model: --model-checkpoint (a model/run/export folder or a weights file)")
+    if kind.name == "mattingbase" and "ref" in args.output_types:
         raise UserError("--output-types ref needs --model-type mattingrefine (MattingBase refines nothing)")
-    if MODEL_KINDS[args.model_type].guide == "trimap":
+    if kind.guide == "trimap":
         if args.bgr or args.bgr_resize or args.preprocess_alignment:
             raise UserError(f"--bgr, --bgr-resize and --preprocess-alignment are for clean-plate models; "
-                            f"{args.model_type} takes --trimap TRIMAP or --mask MASK")
+                            f"{kind.name} takes --trimap TRIMAP or --mask MASK")
         if (args.trimap is None) == (args.mask is None):
-            raise UserError(f"{args.model_type} needs exactly one of --trimap TRIMAP and --mask MASK")
+            raise UserError(f"{kind.name} needs exactly one of --trimap TRIMAP and --mask MASK")
         if {"err", "ref"} & set(args.output_types):
-            raise UserError(f"--output-types err and ref come from BackgroundMattingV2; {args.model_type} predicts "
+            raise UserError(f"--output-types err and ref come from BackgroundMattingV2; {kind.name} predicts "
                             "alpha only")
         return
     if args.trimap or args.mask:
-        raise UserError(f"--trimap and --mask are for --model-type vitmatte; {args.model_type} takes a clean plate "
+        raise UserError(f"--trimap and --mask are for --model-type vitmatte; {kind.name} takes a clean plate "
                         "(--bgr)")
     if args.bgr is None:
-        raise UserError(f"{args.model_type} needs a clean plate: --bgr PLATE (or --bgr auto for a video)")
-    if args.model_backbone is None:
-        raise UserError(f"{args.model_type} needs --model-backbone ({', '.join(BGMV2_BACKBONES)})")
-    if args.model_type == "bgmv2+vitmatte":
-        if not args.model_vitmatte_checkpoint:
+        raise UserError(f"{kind.name} needs a clean plate: --bgr PLATE (or --bgr auto for a video)")
+    if kind.name == "bgmv2+vitmatte":
+        if not settings.options["vitmatte_checkpoint"]:
             raise UserError("bgmv2+vitmatte needs the ViTMatte weights too: --model-vitmatte-checkpoint CKPT")
         if args.backend != "dygraph":
             raise UserError("the bgmv2+vitmatte cascade runs on the dygraph backend only")
@@ -177,14 +179,15 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise UserError(f"--cpu-threads must be >= 1, got {args.cpu_threads}")
-    check_model_inputs(args)
     src = open_source(args.src, "--src")
     args.output_format = resolve_output_format(args, src)
     target = args.target_bgr or (DEFAULT_VIDEO_BGR if args.output_format == "video" else None)
     target = TargetBackground(target) if target else None
     output = OutputFolder(args.output_dir, args.y)
-    guide = load_guide(args, src, MODEL_KINDS[args.model_type])
-    predictor = Predictor.from_args(args, backend=args.backend, cpu_threads=args.cpu_threads)
+    settings = settings_from_args(args)  # imports Paddle: after the cheap checks
+    check_model_inputs(args, settings)
+    guide = load_guide(args, src, settings.kind)
+    predictor = Predictor.from_args(args, settings=settings, backend=args.backend, cpu_threads=args.cpu_threads)
     sink = OutputSink(args.output_types, args.output_format, src.fps, target)
     with output as staging:
         for folder in output.removed:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
+from bgmatting.engine.model_args import settings_from_args as model_settings_from_args  # noqa: E402
 from bgmatting.engine.predictor import Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 from bgmatting.serve.settings import MB, ServeSettings  # noqa: E402
@@ -98,12 +99,13 @@ def settings_from_args(args) -> ServeSettings:
 
 
 def predictor_factory(args):
-    """``() -> Predictor`` for the worker thread; refuses a missing checkpoint unless random weights are allowed."""
+    """(``() -> Predictor`` for the worker thread, the model's settings); the settings are resolved (checkpoint
+    found, flags checked against it) before the server starts. Refuses a missing checkpoint unless random
+    weights are allowed."""
     if args.model_checkpoint is None and not args.allow_random_weights:
         raise UserError("no --model-checkpoint given; pass one (see README § Weights), or --allow-random-weights "
                         "for a demo/test server with an untrained model")
-    if args.model_checkpoint is not None and not Path(args.model_checkpoint).is_file():
-        raise UserError(f"--model-checkpoint not found: {args.model_checkpoint}")
+    model_settings = model_settings_from_args(args)
 
     def build():
         if args.model_checkpoint is None:
@@ -111,8 +113,8 @@ def predictor_factory(args):
             import paddle
 
             paddle.seed(args.seed)
-        return Predictor.from_args(args)
-    return build
+        return Predictor(settings=model_settings, device=args.device)
+    return build, model_settings
 
 
 def is_loopback(host: str) -> bool:
@@ -129,7 +131,7 @@ def is_loopback(host: str) -> bool:
 def main(argv=None):
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
-    factory = predictor_factory(args)
+    factory, model_settings = predictor_factory(args)
     import uvicorn
 
     from bgmatting.serve.app import create_app
@@ -142,7 +144,7 @@ def main(argv=None):
               "the server and see its history", file=sys.stderr)
     worker = ModelWorker(factory, settings.max_queue)
     worker.start()
-    info = dict(model_type=args.model_type, backbone=args.model_backbone,
+    info = dict(model_type=model_settings.kind.name, backbone=model_settings.options.get("backbone"),
                 checkpoint=Path(args.model_checkpoint).name if args.model_checkpoint else None)
     app = create_app(settings, worker, info)
     print(f"serving on http://{args.host}:{args.port} (API description: /docs)", file=sys.stderr, flush=True)

@@ -27,19 +27,14 @@ def rename_torch_keys(arrays: dict) -> dict:
 
 
 def detect_bgmv2_backbone(arrays: dict) -> str:
-    """Infer the backbone from the key names: ``mobilenetv2``, ``resnet50`` or ``resnet101``.
+    """The registered backbone (:mod:`bgmatting.models.backbones`) whose key signature the state dict has.
 
     Raises:
-        UserError: the keys are not those of a BackgroundMattingV2 model.
+        UserError: the keys are not those of a BackgroundMattingV2 model of a registered backbone.
     """
-    keys = set(arrays)
-    if "backbone.features.0.0.weight" in keys:
-        return "mobilenetv2"
-    if "backbone.conv1.weight" in keys:
-        blocks = {k.split(".")[2] for k in keys if k.startswith("backbone.layer3.")}
-        return "resnet101" if len(blocks) > 6 else "resnet50"
-    raise UserError("not a BackgroundMattingV2 checkpoint: no 'backbone.conv1.weight' or "
-                    "'backbone.features.0.0.weight' key (first keys: " + ", ".join(sorted(keys)[:3]) + ")")
+    from bgmatting.models.backbones import detect_backbone
+
+    return detect_backbone(arrays)
 
 
 def has_refiner(arrays: dict) -> bool:

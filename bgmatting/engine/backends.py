@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from bgmatting.errors import UserError
-from bgmatting.export import ONNX_NAME, MODEL_PREFIX, export_model, is_export_dir, load_metadata
+from bgmatting.export import MODEL_PREFIX, ONNX_NAME, export_model, load_metadata
 
 
 def default_threads() -> int:
@@ -176,37 +176,31 @@ class StaticModel:
         return outputs[0] if len(outputs) == 1 else outputs
 
 
-def _check_export_matches(metadata, options, path):
-    for key in ("model_type", "backbone"):
-        found = metadata["model_type"] if key == "model_type" else metadata["options"].get(key)
-        if found is not None and options.get(key) is not None and found != options[key]:
-            raise UserError(f"export {path} holds {key} {found!r} but {options[key]!r} was asked for")
-
-
-def static_backend(name: str, dygraph_backend):
+def static_backend(name: str, dygraph_model):
     """A Predictor backend running the ``name`` runtime (``"inference"`` / ``"onnx"``).
 
-    ``options["checkpoint"]`` may be an export directory (used as is; its options are baked in) or a checkpoint
-    file / an in-memory ``options["model"]``, which ``dygraph_backend`` builds and which is then exported into a
-    temporary directory (a few seconds). ``options["cpu_threads"]`` sets the runtime's threads.
+    The settings' source may be an export folder (used as is; :mod:`bgmatting.engine.loading` already refused
+    requests that differ from its baked options) or weights / an in-memory ``model``, which
+    ``dygraph_model(settings, device, model)`` builds and which is then exported into a temporary folder
+    (a few seconds). ``cpu_threads`` sets the runtime's threads.
     """
 
-    def backend(kind, options, device):
-        threads = options.get("cpu_threads")
-        checkpoint = options["checkpoint"]
-        if options["model"] is None and is_export_dir(checkpoint):
-            _check_export_matches(load_metadata(checkpoint), options, checkpoint)
-            runtime = open_runtime(name, checkpoint, device, threads)
+    def backend(settings, device, model=None, cpu_threads=None):
+        source = settings.source
+        if model is None and source is not None and source.export_dir is not None:
+            runtime = open_runtime(name, source.export_dir, device, cpu_threads)
         else:
-            model = dygraph_backend(kind, options, "cpu").model
+            if settings.kind.export is None:
+                raise UserError(f"{settings.kind.name} cannot run on the {name} backend (no static export); use "
+                                "--backend dygraph")
+            model = dygraph_model(settings, "cpu", model)
             with tempfile.TemporaryDirectory(prefix="bgmatting-export-") as directory:
-                export_model(model, options["model_type"], directory, {"backbone": options.get("backbone")},
-                             onnx=name == "onnx")
-                runtime = open_runtime(name, directory, device, threads)
-        model = StaticModel(runtime)
+                export_model(model, settings.kind.export, settings.kind.name, directory, onnx=name == "onnx")
+                runtime = open_runtime(name, directory, device, cpu_threads)
+        static = StaticModel(runtime)
 
         def runner(src: np.ndarray, guide: np.ndarray) -> dict:
-            return kind.run(model, src, guide)
+            return settings.kind.run(static, src, guide)
 
         runner.runtime = runtime
         return runner

@@ -9,58 +9,53 @@ Example:
 """
 import numpy as np
 
+from bgmatting.engine.kinds import kind_for_training_type
 from bgmatting.errors import UserError
 
-#: constructor arguments per model type (the rest of the ``model`` section is for training only)
-MODEL_ARGS = {
-    "MattingBase": ("backbone",),
-    "MattingRefine": ("backbone", "backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
-                      "refine_kernel_size", "refine_prevent_oversampling"),
-}
 TOP_LEVEL_MODULES = ("backbone", "aspp", "decoder", "refiner")
 
 
 def model_registry():
-    """PaddleSeg's ``manager.MODELS`` with MattingBase and MattingRefine registered (imported lazily)."""
+    """PaddleSeg's ``manager.MODELS`` with the registered kinds' model classes (imported lazily; importing
+    paddleseg draws random numbers, so trainers call this before seeding)."""
     from paddleseg.cvlibs import manager
 
-    from bgmatting.models import MattingBase, MattingRefine
+    from bgmatting.models import MattingBase, MattingRefine, ViTMatte
 
-    for component in (MattingBase, MattingRefine):
+    for component in (MattingBase, MattingRefine, ViTMatte):
         if component.__name__ not in manager.MODELS.components_dict:
             manager.MODELS.add_component(component)
     return manager.MODELS
 
 
 def pretrained_by_constructor(model_cfg: dict) -> bool:
-    """True when ``model.pretrained`` goes to the constructor: PaddleSeg ImageNet weights for the extra
-    ResNet-vd backbones, loaded by PaddleSeg's own loader. Other weights load with :func:`load_matched_weights`."""
-    from bgmatting.models.backbones import EXTRA_BACKBONES
+    """True when ``model.pretrained`` goes to the backbone's own loader (PaddleSeg ImageNet weights for the
+    ResNet-vd backbones). Other weights load with :func:`load_matched_weights`."""
+    from bgmatting.models.backbones import get_backbone
 
-    return bool(model_cfg.get("pretrained")) and model_cfg["backbone"] in EXTRA_BACKBONES
+    return bool(model_cfg.get("pretrained")) and get_backbone(model_cfg["backbone"]).pretrained_loader
 
 
 def build_model(model_cfg: dict):
-    """Instantiate ``model_cfg["type"]`` with the constructor arguments it takes from ``model_cfg``.
+    """Build the model of a training config's ``model`` section through the kind registry.
 
     Args:
         model_cfg: the ``model`` config section (see :data:`bgmatting.config.TRAIN_DEFAULTS`).
     Returns:
         a ``paddle.nn.Layer`` (MattingBase or MattingRefine), freshly initialised.
     Raises:
-        UserError: unknown type or invalid constructor argument.
+        UserError: unknown type or invalid option value (naming the config section).
     """
-    kind = model_cfg["type"]
-    if kind not in MODEL_ARGS:
-        raise UserError(f"config key model.type: unknown model '{kind}' (known: {', '.join(MODEL_ARGS)})")
-    cls = model_registry()[kind]
-    kwargs = {name: model_cfg[name] for name in MODEL_ARGS[kind]}
+    kind = kind_for_training_type(model_cfg["type"])
+    options = {**kind.options, **kind.options_from_training(model_cfg)}
     if pretrained_by_constructor(model_cfg):
-        kwargs["backbone_pretrained"] = model_cfg["pretrained"]
+        options["backbone_pretrained"] = model_cfg["pretrained"]
     try:
-        return cls(**kwargs)
+        return kind.build(options)
+    except UserError as e:
+        raise UserError(f"config section model: cannot build {model_cfg['type']}: {e}") from None
     except (ValueError, AssertionError, KeyError) as e:
-        raise UserError(f"config section model: cannot build {kind}: {e}") from None
+        raise UserError(f"config section model: cannot build {model_cfg['type']}: {e}") from None
 
 
 def parameter_groups(model, learning_rates: dict) -> list:

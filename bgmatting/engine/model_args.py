@@ -1,36 +1,75 @@
-"""The ``--model-*`` command-line flags shared by predict.py, eval.py and serve.py (official BackgroundMattingV2
-names and defaults, plus the trimap-model flags), so that every tool builds its :class:`Predictor` the same way."""
-from bgmatting.engine import vitmatte_kind
-from bgmatting.engine.predictor import BGMV2_BACKBONES, MODEL_KINDS, REFINE_MODES
+"""The ``--model-*`` command-line flags shared by every tool (predict.py, eval.py, serve.py, tools/export.py,
+tools/benchmark.py), generated from the registry so that a kind's options have one flag name everywhere.
+
+Every flag defaults to None = "not asked": the value then comes from the model itself (its card, its weights or
+an export's metadata), else ``--config`` (a training config's ``model:`` section), else the kind's default. The
+official BackgroundMattingV2 flag names are kept (``--model-type``, ``--model-backbone``,
+``--model-backbone-scale``, ``--model-checkpoint``, ``--model-refine-*``).
+"""
+from bgmatting.engine.kinds import KINDS, kind_names
+from bgmatting.models.backbones import backbone_names
 
 
-def add_model_arguments(parser, *, official_required: bool = False, title: str = "model"):
+def _choices(choices):
+    return backbone_names() if choices == "backbones" else choices
+
+
+def model_flags() -> dict:
+    """``{option: (type, choices, help)}`` over every registered kind (first declaration wins)."""
+    flags = {}
+    for kind in KINDS.values():
+        for name, spec in kind.flags.items():
+            flags.setdefault(name, spec)
+    return flags
+
+
+def add_model_arguments(parser, *, title: str = "model", checkpoint_alias: str = None):
     """Add the model flags to ``parser`` in their own group and return the group (callers may add more to it).
 
     Args:
         parser: an ``argparse.ArgumentParser``.
-        official_required: as the official inference scripts, ``--model-type`` and ``--model-checkpoint`` are
-            required (predict.py); otherwise they default to ``mattingrefine`` / no checkpoint (eval.py, serve.py,
-            which offer baselines or random weights).
         title: the group's title in ``--help``.
+        checkpoint_alias: another name for ``--model-checkpoint`` (tools/export.py keeps PaddleSeg's
+            ``--model-path``).
     Returns:
-        the argparse group, whose values ``Predictor.from_args(args)`` reads.
+        the argparse group, whose values :func:`requested_options` reads.
     """
     group = parser.add_argument_group(title)
-    if official_required:
-        group.add_argument("--model-type", required=True, choices=sorted(MODEL_KINDS))
-    else:
-        group.add_argument("--model-type", default="mattingrefine", choices=sorted(MODEL_KINDS))
-    group.add_argument("--model-backbone", choices=BGMV2_BACKBONES, default=None if official_required else "resnet50",
-                       help="BackgroundMattingV2 backbone" + (" (required for BGMv2 models)" if official_required
-                                                             else " (default resnet50)"))
-    group.add_argument("--model-backbone-scale", type=float, default=0.25)
-    group.add_argument("--model-checkpoint", required=official_required,
-                       help="checkpoint: official .pth, .pdparams or .safetensors")
-    group.add_argument("--model-refine-mode", default="sampling", choices=REFINE_MODES)
-    group.add_argument("--model-refine-sample-pixels", type=int, default=80_000)
-    group.add_argument("--model-refine-threshold", type=float, default=0.7)
-    group.add_argument("--model-refine-kernel-size", type=int, default=3, choices=[1, 3])
-    vitmatte_kind.add_arguments(group)
+    group.add_argument("--model-type", choices=kind_names(), default=None,
+                       help="model kind (read off the checkpoint when omitted)")
+    names = ["--model-checkpoint"] + ([checkpoint_alias] if checkpoint_alias else [])
+    group.add_argument(*names, dest="model_checkpoint", default=None,
+                       help="a model folder, training run folder, export folder, Hugging Face folder, or a weights "
+                            "file (official .pth, .pdparams, .safetensors)")
+    group.add_argument("--config", default=None,
+                       help="training config YAML whose model: section sets the model options (as PaddleSeg's tools)")
+    for name, (kind_type, choices, help_text) in model_flags().items():
+        group.add_argument("--model-" + name.replace("_", "-"), dest=f"model_{name}", type=kind_type,
+                           choices=_choices(choices), default=None, help=help_text)
     group.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     return group
+
+
+def requested_options(args) -> dict:
+    """Predictor keyword arguments from parsed flags: ``model_type``, ``checkpoint``, ``config``, ``device`` and
+    every ``--model-<option>`` (None where not given)."""
+    options = {name: getattr(args, f"model_{name}", None) for name in model_flags()}
+    return dict(model_type=args.model_type, checkpoint=args.model_checkpoint, config=args.config,
+                device=args.device, **options)
+
+
+def settings_from_args(args):
+    """The :class:`bgmatting.engine.loading.ModelSettings` the flags ask for (checkpoint, config and options
+    reconciled; the weights are not loaded yet), so a tool can check its inputs against the kind first."""
+    from bgmatting.engine.loading import resolve_settings
+
+    requested = requested_options(args)
+    requested.pop("device")
+    return resolve_settings(**requested)
+
+
+def describe(settings) -> str:
+    """One line naming the kind and its options, e.g. for a tool's start-up message."""
+    options = ", ".join(f"{k}={v}" for k, v in settings.options.items()
+                        if k != "vitmatte_config" and v is not None)
+    return f"{settings.kind.name} ({options})"

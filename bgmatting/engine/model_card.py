@@ -27,15 +27,11 @@ from pathlib import Path
 import yaml
 
 from bgmatting.data.io import atomic_path
+from bgmatting.engine.kinds import get_kind, kind_for_training_type
 from bgmatting.errors import UserError
 
 CARD_NAME = "model.yaml"
 CARD_FORMAT = 1
-
-#: training-config ``model.type`` → registered model kind
-TRAINING_TYPES = {"MattingBase": "mattingbase", "MattingRefine": "mattingrefine", "ViTMatte": "vitmatte"}
-#: keys of a training config's ``model`` section that are not model options
-TRAINING_ONLY_KEYS = ("type", "pretrained", "init_from")
 
 
 def config_hash(config: dict) -> str:
@@ -43,11 +39,15 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def write_card(folder, card: dict) -> Path:
-    """Write ``card`` as ``folder/model.yaml`` atomically; returns its path."""
-    path = Path(folder) / CARD_NAME
+def write_card(target, card: dict) -> Path:
+    """Write ``card`` atomically as ``target/model.yaml`` (``target`` a folder) or as ``target`` itself (a path
+    ending in ``.yaml``: a weights file's sidecar); returns the card's path."""
+    path = Path(target)
+    if path.suffix != ".yaml":
+        path = path / CARD_NAME
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(yaml.safe_dump(dict(card, format=CARD_FORMAT), sort_keys=False), encoding="utf-8")
+        plain = json.loads(json.dumps(dict(card, format=CARD_FORMAT), default=str))  # tuples → lists
+        Path(tmp).write_text(yaml.safe_dump(plain, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -83,18 +83,22 @@ def training_card(model_cfg: dict, provenance: dict) -> dict:
     Returns:
         the card dict (``kind``, ``backbone`` for BGMv2, ``options``, ``weights``, ``provenance``).
     """
+    kind = kind_for_training_type(model_cfg.get("type"))
+    return make_card(kind.name, kind.options_from_training(model_cfg), "model.pdparams", provenance)
+
+
+def make_card(kind: str, options: dict, weights: str, provenance: dict) -> dict:
+    """A card: ``kind``, ``backbone`` (when the kind has one), the other ``options``, ``weights``, ``provenance``
+    (with this package's version added) and the kind's export pre-processing when it has one."""
     from bgmatting import __version__
 
-    kind = TRAINING_TYPES.get(model_cfg.get("type"))
-    if kind is None:
-        raise UserError(f"config key model.type: unknown model '{model_cfg.get('type')}' "
-                        f"(known: {', '.join(TRAINING_TYPES)})")
-    options = {k: v for k, v in model_cfg.items() if k not in TRAINING_ONLY_KEYS}
+    options = dict(options)
     card = {"kind": kind}
-    if kind != "vitmatte":
+    if "backbone" in options:
         card["backbone"] = options.pop("backbone")
-        if kind == "mattingbase":
-            options = {}
-    card.update(options=options, weights="model.pdparams",
-                provenance={**provenance, "bgmatting_version": __version__})
+    card.update(options=options, weights=weights)
+    signature = get_kind(kind).export
+    if signature is not None:
+        card["preprocessing"] = dict(signature.preprocessing)
+    card["provenance"] = {**provenance, "bgmatting_version": __version__}
     return card

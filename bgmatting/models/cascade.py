@@ -1,4 +1,4 @@
-"""The clean-plate → trimap cascade's two models in one layer (its run logic: ``bgmatting.engine.vitmatte_kind``)."""
+"""The clean-plate → trimap cascade's two models in one layer (its run logic: ``bgmatting.engine.kinds.cascade``)."""
 import paddle.nn as nn
 
 
