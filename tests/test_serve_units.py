@@ -152,3 +152,20 @@ def test_trimap_models_get_a_grey_trimap_and_the_same_checks(tmp_path):
     assert refused.value.status == 422 and "trimap is 8x5" in refused.value.detail
     second = matte_and_store(_TrimapModel(), store, _png(photo), _png(trimap), 1000, False, {"name": "q"})
     assert [item["id"] for item in store.recent(10)] == [second]  # keep=1: the oldest was deleted
+
+
+def test_stored_images_are_predict_outputs(tmp_path):
+    """The web app writes each output as predict.py renders it (one implementation, bgmatting.pipeline.render)."""
+    from bgmatting.data.io import read_image
+    from bgmatting.pipeline.render import render
+
+    rng = np.random.default_rng(0)
+    result = {"pha": rng.random((7, 9), dtype=np.float32), "fgr": rng.random((7, 9, 3), dtype=np.float32)}
+    store = ResultStore(tmp_path, keep=2)
+    result_id = store.save(rng.integers(0, 256, (7, 9, 3), dtype=np.uint8), result, {"name": "x"})
+    for kind in ("com", "pha", "fgr"):
+        stored = cv2.imread(str(store.path(result_id, kind)), cv2.IMREAD_UNCHANGED)
+        expected = render(kind, result)
+        if expected.ndim == 3:  # cv2 reads BGR(A)
+            stored = read_image(store.path(result_id, kind)) if kind == "fgr" else stored[..., [2, 1, 0, 3]]
+        np.testing.assert_array_equal(stored, expected)

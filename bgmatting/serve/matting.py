@@ -57,4 +57,4 @@ def matte_and_store(predictor, store, src_bytes: bytes, guide_bytes: bytes, max_
     guide = decode_image(guide_bytes, kind, max_pixels, grey=kind == "trimap")
     out = matte(predictor, src, guide, align)
     meta = dict(meta, seconds=round(time.perf_counter() - start, 3), align=bool(align), guide=kind)
-    return store.save(src, out["pha"], out["fgr"], meta)
+    return store.save(src, out, meta)

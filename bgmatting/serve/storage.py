@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bgmatting.data.compositing import cutout_rgba
 from bgmatting.data.io import to_uint8, write_image
+from bgmatting.pipeline.render import render
 from bgmatting.serve.errors import ApiError
 
 RESULT_KINDS = ("src", "pha", "fgr", "com", "thumb")
@@ -51,7 +51,7 @@ class ResultStore:
         keep: results kept; saving more deletes the oldest that no pinned job holds (:meth:`pin`).
     Example:
         >>> store = ResultStore(Path("output/serve"), keep=100)
-        >>> result_id = store.save(src, pha, fgr, {"name": "me.jpg"})
+        >>> result_id = store.save(src, predictor(src=src, bgr=bgr), {"name": "me.jpg"})
         >>> store.path(result_id, "com")  # the RGBA cut-out PNG
     """
 
@@ -74,19 +74,21 @@ class ResultStore:
         with self._lock:
             self._pins.pop(job_id, None)
 
-    def save(self, src: np.ndarray, pha: np.ndarray, fgr: np.ndarray, meta: dict) -> str:
-        """Write one result; returns its id.
+    def save(self, src: np.ndarray, result: dict, meta: dict) -> str:
+        """Write one result; returns its id. Its images are rendered as predict.py renders its outputs
+        (:func:`bgmatting.pipeline.render.render`).
 
         Args:
-            src: uint8 (H, W, 3) RGB; pha: float (H, W) in [0, 1]; fgr: float (H, W, 3) in [0, 1].
+            src: uint8 (H, W, 3) RGB; result: the model's outputs, at least ``pha`` float (H, W) in [0, 1] and
+                ``fgr`` float (H, W, 3) in [0, 1].
             meta: JSON-serialisable facts shown in history (``name``, ``job``, ``seconds``, ...).
         """
         result_id = uuid.uuid4().hex
         staging = self.root / f".tmp-{result_id}"
         staging.mkdir()
         try:
-            com = cutout_rgba(fgr, pha)
-            for kind, image in (("src", src), ("pha", pha), ("fgr", fgr), ("com", com), ("thumb", thumbnail(com))):
+            images = {kind: render(kind, result) for kind in ("pha", "fgr", "com")}
+            for kind, image in (("src", src), *images.items(), ("thumb", thumbnail(images["com"]))):
                 write_image(staging / f"{kind}.png", image)
             meta = dict(meta, id=result_id, created=time.time(), width=int(src.shape[1]), height=int(src.shape[0]))
             (staging / "meta.json").write_text(json.dumps(meta))
