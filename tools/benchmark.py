@@ -1,32 +1,41 @@
-"""Speed of our backends, optionally against the official PyTorch references in the same run.
+"""Speed of our backends against the official PyTorch references, each side timed in a process of its own.
 
 Example:
-    python tools/benchmark.py --preset hd-mobilenetv2 --backend inference --threads 2 --compare-torch
+    python tools/benchmark.py --preset hd-mobilenetv2 --backend auto --threads 2 --compare-torch
     python tools/benchmark.py --vitmatte-memory 1024x1024 2048x2048 3840x2160
     python tools/benchmark.py --preset hd-mobilenetv2 hd-resnet50 4k-mobilenetv2 4k-resnet50 vitmatte-s-1024 \
         --backend inference --threads 2 --repeats 5 --compare-torch --markdown
     python tools/benchmark.py --model-type mattingrefine --model-backbone resnet50 --resolution 1920x1080 \
         --backend dygraph --threads 1
 
-Per configuration: median ms/frame after --warmup runs, min and max over --repeats, and the peak RSS growth while
-that side ran (sampled every 5 ms). With --compare-torch the PyTorch reference (BackgroundMattingV2's
-MattingRefine; transformers' VitMatteForImageMatting) gets the same random weights (converted), the same inputs
-and threads; the two sides alternate, and the ratio ours / theirs is printed. The FLOP count is torch's
-FlopCounterMode on the reference forward (2 per multiply-add); the floor is FLOPs / the fp32 matmul GFLOP/s
-measured on this machine with the same threads (a 2048² torch matmul, best of 5).
+How it measures (per configuration):
+- a *torch worker* process builds the official model (BackgroundMattingV2's MattingRefine; transformers'
+  VitMatteForImageMatting) with seeded random weights, writes its weights and the random inputs into a temporary
+  folder, counts the forward's FLOPs (torch's FlopCounterMode, 2 per multiply-add) and measures the fp32 matmul
+  throughput with the same threads (a 2048² matmul, best of 5) — the *floor* is FLOPs / that throughput;
+- an *ours worker* process reads the same weights (converted as the checkpoint converter does) and inputs and
+  runs our model on ``--backend`` (an export into the temporary folder for inference/onnx);
+- the coordinator (this process, which imports neither framework) tells the workers to run one forward each in
+  turn — ours, torch, ours, torch … — with a short pause between turns so that an idle side's thread pool has
+  stopped spinning; each worker times its own forward, and the coordinator samples the running worker's resident
+  set (every 5 ms) for its peak growth. Median ms/frame after ``--warmup`` runs, min and max over ``--repeats``.
+Both workers get the same ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` and framework thread settings.
 
 Weights are random and the decoder's error channel is set to ≈ 0.5 everywhere so that sampling mode refines all
 refine_sample_pixels / 16 patches (the official HD/4K settings' full workload) on both sides.
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 warnings.filterwarnings("ignore", message="No ccache found")
 
 from bgmatting.errors import UserError, cli_main  # noqa: E402
@@ -44,29 +53,35 @@ VITMATTE_S = dict(hidden_size=384, num_attention_heads=6, num_hidden_layers=12,
                   window_block_indices=[0, 1, 3, 4, 6, 7, 9, 10], residual_block_indices=[2, 5, 8, 11],
                   window_size=14, image_size=512, pretrain_image_size=224, convstream=[48, 96, 192],
                   fusion=[256, 128, 64, 32])
+OFFICIAL_BACKBONES = ("resnet101", "resnet50", "mobilenetv2")  # those the official torch model has (not imported
+# from bgmatting.models here: the coordinator process stays free of Paddle)
+BACKEND_CHOICES = ["auto", "dygraph", "inference", "onnx"]
+PAUSE_SECONDS = 0.3  # between turns: longer than OpenMP's spin-wait (Intel's KMP_BLOCKTIME is 200 ms)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", nargs="+", choices=list(PRESETS), help="the issue's configurations")
     parser.add_argument("--model-type", choices=["mattingrefine", "vitmatte"], default="mattingrefine")
-    from bgmatting.models.backbones import BACKBONES
-
-    official = [b.name for b in BACKBONES.values() if b.official]  # those the torch reference has
-    parser.add_argument("--model-backbone", choices=official, default="mobilenetv2")
+    parser.add_argument("--model-backbone", choices=OFFICIAL_BACKBONES, default="mobilenetv2")
     parser.add_argument("--resolution", default="1920x1080", help="WIDTHxHEIGHT")
     parser.add_argument("--backbone-scale", type=float, default=0.25)
     parser.add_argument("--sample-pixels", type=int, default=80_000)
-    parser.add_argument("--backend", choices=["dygraph", "inference", "onnx"], default="inference")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="inference",
+                        help="our runtime; auto = the Predictor's default (the fastest installed runtime)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--compare-torch", action="store_true", help="also time the official PyTorch reference")
+    parser.add_argument("--compare-torch", action="store_true",
+                        help="also time the official PyTorch reference (in its own process, turns alternating)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
+    parser.add_argument("--json", metavar="PATH", help="also write the results (a list of dicts) to PATH")
     parser.add_argument("--vitmatte-memory", nargs="+", metavar="WIDTHxHEIGHT",
                         help="instead: ViTMatte-S in dygraph with chunked attention and a tiled decoder, one fresh "
                              "process per size, printing time and that process's peak RSS (e.g. 1024x1024 "
                              "2048x2048 3840x2160)")
+    parser.add_argument("--worker", choices=["torch", "ours"], help=argparse.SUPPRESS)  # internal: one side
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -104,31 +119,7 @@ def configurations(args):
              args.backbone_scale, args.sample_pixels)]
 
 
-class PeakRSS:
-    """Samples this process's resident set every 5 ms; ``measure()`` gives the peak growth during a block (MB)."""
-
-    def __init__(self):
-        self.peak = 0
-        self.base = self.current()
-        threading.Thread(target=self._poll, daemon=True).start()
-
-    @staticmethod
-    def current():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _poll(self):
-        while True:
-            self.peak = max(self.peak, self.current())
-            time.sleep(0.005)
-
-    def start(self):
-        self.base = self.current()
-        self.peak = self.base
-
-    def growth_mb(self):
-        return (self.peak - self.base) / 2 ** 20
-
+# --------------------------------------------------------------------------------------------- the worker processes
 
 def torch_reference(model_type, backbone, scale, sample_pixels):
     """The official PyTorch model with random weights (eval mode); the BGMv2 error channel ≈ 0.5."""
@@ -158,26 +149,18 @@ def torch_reference(model_type, backbone, scale, sample_pixels):
     return model.eval()
 
 
-def our_model(model_type, reference, backbone, scale, sample_pixels):
-    """Our Paddle model (eval mode) with the reference's weights, converted as the checkpoint converter does."""
+def inputs_for(model_type, size):
+    """Random inputs at (w, h): BGMv2 (src, bgr) (1, 3, H, W) in [0, 1]; ViTMatte pixel_values (1, 4, H, W)."""
     import numpy as np
 
-    arrays = {k: v.detach().numpy().copy() for k, v in reference.state_dict().items()}
+    width, height = size
+    rng = np.random.default_rng(0)
     if model_type == "vitmatte":
-        from bgmatting.convert.vitmatte import convert_vitmatte, infer_vitmatte_config
-        from bgmatting.models import ViTMatte
-
-        state, _ = convert_vitmatte(arrays)
-        model = ViTMatte(**infer_vitmatte_config(state))
-    else:
-        from bgmatting.convert.bgmv2 import rename_torch_keys
-        from bgmatting.models import MattingRefine
-
-        state = rename_torch_keys(arrays)
-        model = MattingRefine(backbone, backbone_scale=scale, refine_sample_pixels=sample_pixels)
-    model.set_state_dict({k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in state.items()})
-    model.eval()
-    return model
+        image = rng.uniform(-1, 1, (1, 3, height, width)).astype(np.float32)
+        trimap = rng.choice(np.array([0.0, 128 / 255, 1.0], np.float32), (1, 1, height, width))
+        return [np.concatenate([image, trimap], axis=1)]
+    src = rng.random((1, 3, height, width), dtype=np.float32)
+    return [src, np.clip(src + 0.2 * rng.random(src.shape, dtype=np.float32) - 0.1, 0, 1).astype(np.float32)]
 
 
 def count_flops(reference, inputs):
@@ -207,22 +190,40 @@ def _timed(function):
     return time.perf_counter() - start
 
 
-def inputs_for(model_type, size):
-    """Random inputs at (w, h): BGMv2 (src, bgr) (1, 3, H, W) in [0, 1]; ViTMatte pixel_values (1, 4, H, W)."""
+def our_model(model_type, arrays, backbone, scale, sample_pixels):
+    """Our Paddle model (eval mode) with the reference's weights (``arrays``: its state dict as numpy),
+    converted as the checkpoint converter does."""
     import numpy as np
 
-    width, height = size
-    rng = np.random.default_rng(0)
     if model_type == "vitmatte":
-        image = rng.uniform(-1, 1, (1, 3, height, width)).astype(np.float32)
-        trimap = rng.choice(np.array([0.0, 128 / 255, 1.0], np.float32), (1, 1, height, width))
-        return [np.concatenate([image, trimap], axis=1)]
-    src = rng.random((1, 3, height, width), dtype=np.float32)
-    return [src, np.clip(src + 0.2 * rng.random(src.shape, dtype=np.float32) - 0.1, 0, 1).astype(np.float32)]
+        from bgmatting.convert.vitmatte import convert_vitmatte, infer_vitmatte_config
+        from bgmatting.models import ViTMatte
+
+        state, _ = convert_vitmatte(arrays)
+        model = ViTMatte(**infer_vitmatte_config(state))
+    else:
+        from bgmatting.convert.bgmv2 import rename_torch_keys
+        from bgmatting.models import MattingRefine
+
+        state = rename_torch_keys(arrays)
+        model = MattingRefine(backbone, backbone_scale=scale, refine_sample_pixels=sample_pixels)
+    model.set_state_dict({k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in state.items()})
+    model.eval()
+    return model
+
+
+def resolve_backend(backend, model_type):
+    """``auto`` → the runtime the Predictor picks by default for ``model_type``; other names unchanged."""
+    if backend != "auto":
+        return backend
+    from bgmatting.engine.kinds import get_kind
+    from bgmatting.engine.predictor import default_backend
+
+    return default_backend(get_kind(model_type))
 
 
 def our_runner(backend, model, model_type, backbone, size, threads, workdir):
-    """A no-argument-per-call function running our model on numpy inputs with ``backend``."""
+    """A function running our model on numpy inputs with ``backend`` (exported at the fixed input size)."""
     import paddle
 
     if backend == "dygraph":
@@ -239,51 +240,187 @@ def our_runner(backend, model, model_type, backbone, size, threads, workdir):
 
     directory = os.path.join(workdir, "export")
     export_kind(model, model_type, directory, {"backbone": backbone},
-                 input_size=(size[1], size[0]), onnx=backend == "onnx")  # fixed size, as for a video
+                input_size=(size[1], size[0]), onnx=backend == "onnx")  # fixed size, as for a video
     return open_runtime(backend, directory, cpu_threads=threads)
 
 
-def time_side(run, inputs, rss):
-    rss.start()
-    seconds = _timed(lambda: run(*inputs))
-    return seconds, rss.growth_mb()
+def digest(arrays) -> str:
+    """sha256 over arrays (in order): lets the test check that both sides ran the same inputs and weights."""
+    import hashlib
+
+    hasher = hashlib.sha256()
+    for array in arrays:
+        hasher.update(array.tobytes())
+    return hasher.hexdigest()[:16]
 
 
-def benchmark(config, args, rss, gflops):
+def worker(side, spec):
+    """One side of the benchmark (``--worker``): set up, print ``ready`` with facts, then one timed forward per
+    ``run`` line on stdin until ``quit``. Replies are JSON lines on the original stdout (fd 1 goes to stderr so that
+    library prints cannot mix into them)."""
+    reply_stream = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     import numpy as np
-    import torch
+
+    def reply(**message):
+        reply_stream.write(json.dumps(message) + "\n")
+        reply_stream.flush()
+
+    workdir, threads = spec["workdir"], spec["threads"]
+    size = tuple(spec["size"])
+    facts = {"pid": os.getpid()}
+    if side == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        reference = torch_reference(spec["model_type"], spec["backbone"], spec["scale"], spec["sample_pixels"])
+        inputs = inputs_for(spec["model_type"], size)
+        np.savez(os.path.join(workdir, "inputs.npz"), *inputs)
+        np.savez(os.path.join(workdir, "weights.npz"),
+                 **{k: v.detach().numpy() for k, v in reference.state_dict().items()})
+        torch_inputs = [torch.from_numpy(a) for a in inputs]
+        state = reference.state_dict()
+        facts.update(inputs_digest=digest(inputs), weights_digest=digest(state[k].numpy() for k in sorted(state)))
+        facts.update(flops=count_flops(reference, torch_inputs), matmul_gflops=matmul_gflops(threads),
+                     version=torch.__version__)
+
+        def run():
+            with torch.inference_mode():
+                reference(*torch_inputs)
+    else:
+        import paddle
+
+        with np.load(os.path.join(workdir, "weights.npz")) as f:
+            arrays = {k: f[k] for k in f.files}
+        with np.load(os.path.join(workdir, "inputs.npz")) as f:
+            inputs = [f[f"arr_{i}"] for i in range(len(f.files))]
+        backend = resolve_backend(spec["backend"], spec["model_type"])
+        model = our_model(spec["model_type"], arrays, spec["backbone"], spec["scale"], spec["sample_pixels"])
+        runner = our_runner(backend, model, spec["model_type"], spec["backbone"], size, threads, workdir)
+        facts.update(backend=backend, version=paddle.__version__, inputs_digest=digest(inputs),
+                     weights_digest=digest(arrays[k] for k in sorted(arrays)))
+
+        def run():
+            runner(*inputs)
+    reply(status="ready", **facts)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        reply(status="done", seconds=_timed(run))
+
+
+# ------------------------------------------------------------------------------------------------ the coordinator
+
+class Worker:
+    """A benchmark side in its own process (this script with ``--worker``)."""
+
+    def __init__(self, side, spec, log_dir):
+        self.side = side
+        env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
+        self.log_path = os.path.join(log_dir, f"{side}.log")
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", side,
+                                         "--spec", json.dumps(spec)], cwd=ROOT, env=env, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+        self.facts = self._receive("ready")
+
+    def _receive(self, status):
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            self.log.flush()
+            with open(self.log_path) as f:
+                tail = f.read().strip().splitlines()[-15:]
+            raise RuntimeError(f"the {self.side} worker failed (exit {self.process.returncode}):\n" + "\n".join(tail))
+        message = json.loads(line)
+        assert message["status"] == status, message
+        return message
+
+    def resident(self):
+        with open(f"/proc/{self.process.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def run(self):
+        """One forward in the worker: (seconds it measured, peak RSS growth in MB sampled from here)."""
+        base = peak = self.resident()
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        done = threading.Event()
+
+        def poll():
+            nonlocal peak
+            while not done.is_set():
+                try:
+                    peak = max(peak, self.resident())
+                except OSError:
+                    return
+                done.wait(0.005)
+
+        sampler = threading.Thread(target=poll, daemon=True)
+        sampler.start()
+        try:
+            message = self._receive("done")
+        finally:
+            done.set()
+            sampler.join()
+        return message["seconds"], (peak - base) / 2 ** 20
+
+    def close(self):
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write("quit\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def benchmark(config, args):
+    """Time one configuration; returns the result dict (see :func:`describe`)."""
+    import statistics
 
     name, model_type, backbone, size, scale, sample_pixels = config
-    torch.set_num_threads(args.threads)
-    reference = torch_reference(model_type, backbone, scale, sample_pixels)
-    inputs = inputs_for(model_type, size)
-    torch_inputs = [torch.from_numpy(a) for a in inputs]
-    flops = count_flops(reference, torch_inputs)
-    model = our_model(model_type, reference, backbone, scale, sample_pixels)
     with tempfile.TemporaryDirectory(prefix="bgmatting-bench-") as workdir:
-        ours = our_runner(args.backend, model, model_type, backbone, size, args.threads, workdir)
-
-        def theirs(*arrays):
-            with torch.inference_mode():
-                return reference(*arrays)
-
-        sides = {"ours": (ours, inputs)}
-        if args.compare_torch:
-            sides["torch"] = (theirs, torch_inputs)
-        times = {side: [] for side in sides}
-        peaks = {side: 0.0 for side in sides}
-        for i in range(args.warmup + args.repeats):
-            for side, (run, side_inputs) in sides.items():  # alternate: contention hits both sides alike
-                seconds, growth = time_side(run, side_inputs, rss)
-                peaks[side] = max(peaks[side], growth)
-                if i >= args.warmup:
-                    times[side].append(seconds * 1000)
-    result = dict(name=name, backend=args.backend, threads=args.threads, resolution=f"{size[0]}x{size[1]}",
-                  gflop=flops / 1e9, floor_ms=flops / (gflops * 1e9) * 1000)
+        spec = dict(model_type=model_type, backbone=backbone, size=list(size), scale=scale,
+                    sample_pixels=sample_pixels, threads=args.threads, backend=args.backend, workdir=workdir)
+        workers = {}
+        try:
+            workers["torch"] = Worker("torch", spec, workdir)  # first: writes weights and inputs, measures the floor
+            reference_facts = workers["torch"].facts
+            if not args.compare_torch:
+                workers.pop("torch").close()
+            workers["ours"] = Worker("ours", spec, workdir)
+            order = ["ours", "torch"] if args.compare_torch else ["ours"]
+            times = {side: [] for side in order}
+            peaks = {side: 0.0 for side in order}
+            turns = []
+            for i in range(args.warmup + args.repeats):
+                for side in order:  # alternate: contention hits both sides alike
+                    time.sleep(PAUSE_SECONDS)
+                    seconds, growth = workers[side].run()
+                    turns.append(side)
+                    peaks[side] = max(peaks[side], growth)
+                    if i >= args.warmup:
+                        times[side].append(seconds * 1000)
+            pids = {side: w.facts["pid"] for side, w in workers.items()}
+            digests = {side: (w.facts["inputs_digest"], w.facts["weights_digest"]) for side, w in workers.items()}
+            backend = workers["ours"].facts["backend"]
+        finally:
+            for w in workers.values():
+                w.close()
+    flops, gflops = reference_facts["flops"], reference_facts["matmul_gflops"]
+    result = dict(name=name, backend=backend, threads=args.threads, resolution=f"{size[0]}x{size[1]}",
+                  gflop=flops / 1e9, matmul_gflops=gflops, floor_ms=flops / (gflops * 1e9) * 1000, pids=pids,
+                  coordinator_pid=os.getpid(), turns=turns, digests=digests)
     for side, values in times.items():
-        result[side] = dict(median=float(np.median(values)), min=min(values), max=max(values), rss_mb=peaks[side])
+        result[side] = dict(median=float(statistics.median(values)), min=min(values), max=max(values),
+                            rss_mb=peaks[side], runs=values)
+    result["ours_per_floor"] = result["ours"]["median"] / result["floor_ms"]
     if "torch" in result:
         result["ratio"] = result["ours"]["median"] / result["torch"]["median"]
+        result["torch_per_floor"] = result["torch"]["median"] / result["floor_ms"]
     return result
 
 
@@ -295,48 +432,52 @@ def describe(result):
         line += (f" | torch median {result['torch']['median']:.0f} ms (min {result['torch']['min']:.0f}, max "
                  f"{result['torch']['max']:.0f}), peak RSS +{result['torch']['rss_mb']:.0f} MB"
                  f" | ratio ours/torch {result['ratio']:.2f}")
-    line += (f" | {result['gflop']:.1f} GFLOP, floor {result['floor_ms']:.0f} ms "
-             f"(ours = {result['ours']['median'] / result['floor_ms']:.1f}x floor)")
+    line += (f" | {result['gflop']:.1f} GFLOP, floor {result['floor_ms']:.0f} ms at {result['matmul_gflops']:.0f} "
+             f"GFLOP/s (ours = {result['ours_per_floor']:.1f}x floor"
+             + (f", torch = {result['torch_per_floor']:.1f}x floor)" if "torch" in result else ")"))
     return line
 
 
-def markdown(results, gflops):
+def markdown(results):
     rows = ["| config | resolution | backend | threads | ours median (min–max) ms | torch median (min–max) ms "
-            "| ours/torch | GFLOP | floor ms | ours/floor | peak RSS ours / torch MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| ours/torch | GFLOP | floor ms | ours/floor | torch/floor | peak RSS ours / torch MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        torch_cell = (f"{r['torch']['median']:.0f} ({r['torch']['min']:.0f}–{r['torch']['max']:.0f})"
-                      if "torch" in r else "–")
+        has_torch = "torch" in r
+        torch_cell = f"{r['torch']['median']:.0f} ({r['torch']['min']:.0f}–{r['torch']['max']:.0f})" if has_torch \
+            else "–"
         rows.append(f"| {r['name']} | {r['resolution']} | {r['backend']} | {r['threads']} | "
                     f"{r['ours']['median']:.0f} ({r['ours']['min']:.0f}–{r['ours']['max']:.0f}) | {torch_cell} | "
-                    f"{r.get('ratio', float('nan')):.2f} | {r['gflop']:.1f} | {r['floor_ms']:.0f} | "
-                    f"{r['ours']['median'] / r['floor_ms']:.1f} | {r['ours']['rss_mb']:.0f} / "
-                    f"{r['torch']['rss_mb'] if 'torch' in r else float('nan'):.0f} |")
-    return "\n".join(rows + [f"\nmatmul floor: {gflops:.0f} GFLOP/s (torch fp32, 2048², best of 5)"])
+                    f"{r['ratio'] if has_torch else float('nan'):.2f} | {r['gflop']:.1f} | {r['floor_ms']:.0f} | "
+                    f"{r['ours_per_floor']:.1f} | {r['torch_per_floor'] if has_torch else float('nan'):.1f} | "
+                    f"{r['ours']['rss_mb']:.0f} / {r['torch']['rss_mb'] if has_torch else float('nan'):.0f} |")
+    floors = ", ".join(f"{r['matmul_gflops']:.0f}" for r in results)
+    return "\n".join(rows + [f"\nmatmul floor: {floors} GFLOP/s (torch fp32 2048², best of 5, measured per "
+                             "configuration); each side in its own process, turns alternating"])
 
 
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    if args.worker:
+        return worker(args.worker, json.loads(args.spec))
     if args.vitmatte_memory:
         return vitmatte_memory(args.vitmatte_memory)
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
         raise UserError("--threads and --repeats must be >= 1 and --warmup >= 0")
     configs = configurations(args)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    from tqdm import tqdm
-
-    rss = PeakRSS()
-    gflops = matmul_gflops(args.threads)
-    print(f"matmul: {gflops:.0f} GFLOP/s fp32 at {args.threads} thread(s); load average {os.getloadavg()[0]:.1f}")
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     results = []
-    for config in tqdm(configs, desc="configurations", disable=len(configs) < 2):
-        result = benchmark(config, args, rss, gflops)
+    for config in configs:
+        result = benchmark(config, args)
         print(describe(result), flush=True)
         results.append(result)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     if args.markdown:
-        print(markdown(results, gflops))
+        print(markdown(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
