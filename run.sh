@@ -2,9 +2,14 @@
 # bgmatting task runner.
 #   ./run.sh setup            make/refresh the virtualenv (cached outside the clone, keyed by the requirement files)
 #   ./run.sh test [pytest args]
-#   ./run.sh demo | stage1 | stage2 | stage3 | vitmatte | serve | export | benchmark   (see README.md)
+#   ./run.sh stage1 | stage2 | stage3 | vitmatte          the training stages (see README.md)
+#   ./run.sh TOOL [args]   any `bgmatting` subcommand in the venv, e.g. ./run.sh predict --help, ./run.sh convert …:
+#                          predict eval train convert export serve benchmark demo make-synthetic webcam
+#                          inference-images inference-video (the process becomes the tool: `exec`, so its PID is
+#                          the server's for `./run.sh serve`)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CALLER="$PWD"   # tools run from here, so relative paths in their arguments mean what the user typed
 cd "$ROOT"
 PYTHON_BIN="${PYTHON:-python3.11}"
 command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
@@ -51,12 +56,10 @@ case "$cmd" in
   setup) setup ;;
   test) ensure; ensure_browser || echo "run.sh: could not install chromium; tests/test_web_ui.py will fail" >&2
         PY -m pytest -q "$@" ;;
-  serve) ensure; PY tools/serve.py "$@" ;;
-  demo) ensure; PY stages/demo.py "$@" ;;
   stage1|stage2|stage3) ensure; PY "stages/$cmd.py" "$@" ;;
   vitmatte) ensure; PY stages/vitmatte.py "$@" ;;
-  export) ensure; PY tools/export.py "$@" ;;
-  benchmark) ensure; PY tools/benchmark.py "$@" ;;
-  help|-h|--help) sed -n '2,5p' "$0" ;;
+  predict|eval|train|convert|export|serve|benchmark|demo|make-synthetic|webcam|inference-images|inference-video)
+        ensure; cd "$CALLER"; PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" -m bgmatting "$cmd" "$@" ;;
+  help|-h|--help) sed -n '2,9p' "$0" ;;
   *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
 esac
