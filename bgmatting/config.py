@@ -32,7 +32,7 @@ FREE_FORM = "*"
 
 _AFFINE_FGR = {"degrees": [-5.0, 5.0], "translate": [0.1, 0.1], "scale": [0.4, 1.0], "shear": [-5.0, 5.0]}
 _AFFINE_BGR = {"degrees": [-5.0, 5.0], "translate": [0.1, 0.1], "scale": [1.0, 2.0], "shear": [-5.0, 5.0]}
-_SPLIT = {"root": None, "backgrounds": None}  # root: ROOT/{train,valid} holding fgr/ and pha/
+_SPLIT = {"root": None, "backgrounds": None}  # root: ROOT/{train,valid or test} holding fgr/ and pha/
 
 #: Schema of defaults for training BackgroundMattingV2 (official train_base.py values unless noted).
 TRAIN_DEFAULTS = {
@@ -55,6 +55,7 @@ TRAIN_DEFAULTS = {
         "crop": {"min": 256, "max": 512, "multiple": 1},  # refine: 1024, 2048, 4
         "valid_samples": 50,  # SampleDataset(valid, 50)
         "num_workers": 0,
+        "max_bad_share": 0.01,  # bad files (skipped with a warning) allowed, as a share of a split's files
     },
     "augment": {
         "fgr": {"affine": _AFFINE_FGR, "hflip": 0.5, "box_blur": {"prob": 0.1, "max_radius": 5},

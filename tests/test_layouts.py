@@ -124,3 +124,12 @@ def test_unreadable_file_is_named(tmp_path):
     (tmp_path / "t.png").write_bytes(b"not a png")
     with pytest.raises(UserError, match=r"cannot read image .*t\.png"):
         layouts.load_trimap(tmp_path / "t.png")
+
+
+def test_a_validation_split_may_be_named_valid_or_test(tmp_path):
+    assert layouts.split_folders(tmp_path / "vm" / "test") == [tmp_path / "vm" / "test", tmp_path / "vm" / "valid"]
+    assert layouts.split_folders(tmp_path / "vm" / "valid") == [tmp_path / "vm" / "valid", tmp_path / "vm" / "test"]
+    assert layouts.split_folders(tmp_path / "vm" / "heldout") == [tmp_path / "vm" / "heldout"]
+    make_fgr_pha_dataset(tmp_path, n=2, size=16, seed=0, n_valid=2, valid_name="test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test", "train"]
+    assert len(layouts.fgr_pha_items(tmp_path / "test")) == 2

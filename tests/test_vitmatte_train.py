@@ -67,7 +67,9 @@ def test_resumed_run_repeats_the_uninterrupted_losses(data, tmp_path, monkeypatc
     whole.train()
     ViTMatteTrainer(_config(data, monkeypatch, "train.iters=3", "train.save_interval=3", *FAST),
                     tmp_path / "broken").train()
-    resumed = ViTMatteTrainer(_config(data, monkeypatch, "train.iters=6", *FAST), tmp_path / "broken")
+    # another train.iters is another config: continued deliberately
+    resumed = ViTMatteTrainer(_config(data, monkeypatch, "train.iters=6", *FAST), tmp_path / "broken",
+                              resume=tmp_path / "broken" / "latest")
     assert resumed.iteration == 3
     resumed.train()
     reference, again = _losses(tmp_path / "whole"), _losses(tmp_path / "broken")

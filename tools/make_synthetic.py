@@ -2,12 +2,13 @@
 
 Example:
     python tools/make_synthetic.py --out data/synthetic --layout all --n 16 --size 128 --seed 0
+    python tools/make_synthetic.py --out data/vm_like --layout fgr_pha --valid-name test   # VideoMatte240K's name
 
 Layouts (under --out; with --layout all each goes to the sub-folder named in brackets):
-    fgr_pha       [videomatte/]   train/{fgr,pha}/clipNNNN/NNNN.png and valid/...
+    fgr_pha       [videomatte/]   train/{fgr,pha}/clipNNNN/NNNN.png and valid/... (or test/..., --valid-name)
     photomatte85  [photomatte85/] NNNN.png RGBA, alpha in the alpha channel
     comp1k        [comp1k/]       merged/ alpha_copy/ trimaps/ fg/ bg/
-    backgrounds   [backgrounds/]  train/NNNN.jpg and valid/NNNN.jpg
+    backgrounds   [backgrounds/]  train/NNNN.jpg and valid/NNNN.jpg (or test/..., --valid-name)
     clean_plate   [clean_plate/]  src/ bgr/ pha/ fgr/ (photo, clean plate, ground truth)
 """
 import argparse
@@ -28,10 +29,10 @@ SUBFOLDERS = {
 }
 
 
-def write_layout(layout: str, root: Path, n: int, size, seed: int) -> list:
-    """Write one layout under ``root``; returns the written files."""
+def write_layout(layout: str, root: Path, n: int, size, seed: int, valid_name: str = "valid") -> list:
+    """Write one layout under ``root`` (``valid_name``: the validation split's folder); returns the written files."""
     if layout == "fgr_pha":
-        return synthetic.make_fgr_pha_dataset(root, n, size, seed)
+        return synthetic.make_fgr_pha_dataset(root, n, size, seed, valid_name=valid_name)
     if layout == "photomatte85":
         return synthetic.make_photomatte85(root, n, size, seed)
     if layout == "comp1k":
@@ -39,7 +40,7 @@ def write_layout(layout: str, root: Path, n: int, size, seed: int) -> list:
     if layout == "backgrounds":
         # Distinct seeds so the validation backgrounds are not copies of the training ones.
         return (synthetic.make_backgrounds(root / "train", n, size, seed)
-                + synthetic.make_backgrounds(root / "valid", max(2, n // 4), size, seed + 1_000_003))
+                + synthetic.make_backgrounds(root / valid_name, max(2, n // 4), size, seed + 1_000_003))
     return synthetic.make_clean_plate_pairs(root, n, size, seed)
 
 
@@ -50,6 +51,8 @@ def parse_args(argv=None):
     parser.add_argument("--n", type=int, default=8, help="items per layout (training items for fgr_pha)")
     parser.add_argument("--size", type=int, nargs="+", default=[128], help="SIZE or HEIGHT WIDTH in pixels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--valid-name", default="valid", choices=["valid", "test"],
+                        help="folder name of the validation splits (default valid; VideoMatte240K says test)")
     return parser.parse_args(argv)
 
 
@@ -67,7 +70,7 @@ def main(argv=None):
     layouts = list(SUBFOLDERS) if args.layout == "all" else [args.layout]
     for layout in layouts:
         root = out / SUBFOLDERS[layout] if args.layout == "all" else out
-        files = write_layout(layout, root, args.n, size, args.seed)
+        files = write_layout(layout, root, args.n, size, args.seed, args.valid_name)
         print(f"{layout}: {len(files)} files in {root}")
 
 

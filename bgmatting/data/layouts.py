@@ -7,6 +7,9 @@
 - Composition-1k / Distinctions-646 test: ``merged/``, ``alpha_copy/``, ``trimaps/`` with equal names, plus
   optional ``fg/NAME.png`` for ``merged/NAME_BGINDEX.png`` (:func:`comp1k_items`).
 - Backgrounds: any folder of images (:func:`background_paths`).
+- Validation splits: ``…/valid`` or ``…/test`` (VideoMatte240K ships ``test/``, the others and the synthetic
+  generator ``valid/``): a configured one that does not exist is looked for under the other name
+  (:func:`split_folders`); when both exist, the configured one is used.
 - Saved predictions against ground truth (:func:`prediction_items`).
 
 Items are dicts ``{"name": relative path without extension, <role>: Path, …}`` sorted by name. Every problem
@@ -26,6 +29,8 @@ from bgmatting.data.io import check_same_size, list_images, read_alpha, read_ima
 from bgmatting.errors import UserError
 
 TRIMAP_VALUES = (0, 128, 255)
+#: the names a validation split goes by, interchangeable
+VALIDATION_SPLITS = ("valid", "test")
 
 
 def _names(folder: Path) -> dict:
@@ -70,6 +75,20 @@ def _require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise UserError(f"{what} folder not found: {path}")
     return path
+
+
+def split_folders(path) -> list:
+    """The folders a validation split configured as ``path`` may be, in order: ``path`` itself and, when its last
+    part is ``valid`` or ``test``, the same folder under the other name.
+
+    Example:
+        >>> split_folders("data/VideoMatte240K/test")
+        [PosixPath('data/VideoMatte240K/test'), PosixPath('data/VideoMatte240K/valid')]
+    """
+    path = Path(path)
+    if path.name not in VALIDATION_SPLITS:
+        return [path]
+    return [path] + [path.with_name(name) for name in VALIDATION_SPLITS if name != path.name]
 
 
 def fgr_pha_items(root) -> list:

@@ -8,7 +8,8 @@ generator seeded with ``(s, kind, i)``, so it does not depend on how many items 
 Writers (all return the list of written files and take ``root, n, size, seed``; ``size`` is an int for a
 square or ``(height, width)``):
 
-- :func:`make_fgr_pha_dataset`: ``ROOT/{train,valid}/{fgr,pha}/clipNNNN/NNNN.png`` (VideoMatte240K-like).
+- :func:`make_fgr_pha_dataset`: ``ROOT/{train,valid}/{fgr,pha}/clipNNNN/NNNN.png`` (VideoMatte240K-like; the
+  validation split may be named ``test`` as VideoMatte240K's).
 - :func:`make_photomatte85`: ``ROOT/NNNN.png`` RGBA, alpha in the alpha channel.
 - :func:`make_comp1k`: ``ROOT/{merged,alpha_copy,trimaps}/fgN_bgM.png`` + ``ROOT/fg/fgN.png`` + ``ROOT/bg/bgM.png``.
 - :func:`make_backgrounds`: ``ROOT/NNNN.jpg``.
@@ -164,17 +165,19 @@ def composite(fgr: np.ndarray, pha: np.ndarray, bgr: np.ndarray) -> np.ndarray:
     return (fgr * alpha + bgr * (1.0 - alpha)).astype(np.float32)
 
 
-def make_fgr_pha_dataset(root, n: int, size=64, seed: int = 0, n_valid=None, clip_length: int = 4) -> list:
+def make_fgr_pha_dataset(root, n: int, size=64, seed: int = 0, n_valid=None, clip_length: int = 4,
+                         valid_name: str = "valid") -> list:
     """Write ``ROOT/{train,valid}/{fgr,pha}/clipNNNN/NNNN.png`` (paired by sorted relative path).
 
     Args:
         n: number of training pairs; ``n_valid`` validation pairs (default ``max(2, n // 4)``).
         clip_length: frames per ``clipNNNN`` sub-folder (exercises nested layouts like VideoMatte240K).
+        valid_name: the validation split's folder, ``valid`` or ``test`` (VideoMatte240K's name).
     """
     root = Path(root)
     n_valid = max(2, n // 4) if n_valid is None else n_valid
     written = []
-    for split, count, kind in (("train", n, "fgr"), ("valid", n_valid, "valid")):
+    for split, count, kind in (("train", n, "fgr"), (valid_name, n_valid, "valid")):
         for index in range(count):
             fgr, pha = make_foreground(size, item_rng(seed, kind, index))
             relative = Path(f"clip{index // clip_length:04d}") / f"{index:04d}.png"

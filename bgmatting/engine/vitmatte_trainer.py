@@ -34,11 +34,10 @@ import paddle
 
 from bgmatting import losses, metrics
 from bgmatting.config import FREE_FORM, TRAIN_DEFAULTS, load_config
-from bgmatting.data.datasets import ValidRange, collate_numpy
 from bgmatting.data.synthetic import composite
 from bgmatting.data.trimap import trimap_from_alpha
 from bgmatting.data.trimap_batch import trimap_training_batch
-from bgmatting.engine.trainer import Trainer
+from bgmatting.engine.trainer import Trainer, require
 from bgmatting.errors import UserError
 from bgmatting.models.vitmatte import MODEL_DEFAULTS, build_vitmatte
 from bgmatting.models.vitmatte_processing import SIZE_DIVISOR, normalize_and_pad
@@ -59,6 +58,7 @@ VITMATTE_TRAIN_DEFAULTS = {
         "trimap": {"max_kernel": 30, "valid_kernel": 15},
         "valid_samples": 50,
         "num_workers": 0,
+        "max_bad_share": 0.01,  # bad files (skipped with a warning) allowed, as a share of a split's files
     },
     "augment": _AUGMENT,
     "loss": {"unknown_l1": 1.0, "known_l1": 1.0, "laplacian": 1.0, "gradient_penalty": 1.0},
@@ -221,18 +221,19 @@ class ViTMatteTrainer(Trainer):
 
     Args:
         cfg: config from ``load_config(path, opts, VITMATTE_TRAIN_DEFAULTS)`` (see :func:`load_training_config`).
-        save_dir, resume_model: as :class:`bgmatting.engine.trainer.Trainer`.
+        save_dir, resume, fresh, source: as :class:`bgmatting.engine.trainer.Trainer`.
     Example:
         >>> ViTMatteTrainer(load_config("configs/vitmatte/tiny.yaml", None, VITMATTE_TRAIN_DEFAULTS), "out").train()
     """
 
-    def __init__(self, cfg: dict, save_dir, resume_model=None):
-        super().__init__(cfg, save_dir, resume_model)
+    def __init__(self, cfg: dict, save_dir, resume=None, fresh: bool = False, source=None):
+        super().__init__(cfg, save_dir, resume, fresh, source)
         self.scheduler.step(self.iteration)  # a resumed run continues the schedule where it stopped
 
     def _check_config(self):
         data = self.cfg["data"]
         crop = data["crop"]
+        require(self.cfg, "data.crop", lambda value: value > 0, "positive")
         if crop % SIZE_DIVISOR or not losses.laplacian_fits(crop):
             raise UserError(f"config key data.crop must be a multiple of {SIZE_DIVISOR} and at least 64 (the "
                             f"Laplacian loss has 5 levels), got {crop}")
@@ -281,13 +282,10 @@ class ViTMatteTrainer(Trainer):
         """Loss and SAD/MSE over the unknown region of a fixed GT trimap, averaged over the validation samples."""
         self.model.eval()
         kernel = self.cfg["data"]["trimap"]["valid_kernel"]
-        totals = {"loss": 0.0, "sad": 0.0, "mse": 0.0}
-        loader = paddle.io.DataLoader(ValidRange(self.valid_samples), batch_size=1, shuffle=False,
-                                      collate_fn=collate_numpy)
+        totals, count = {"loss": 0.0, "sad": 0.0, "mse": 0.0}, 0
         with paddle.no_grad():
-            for pha, fgr, bgr in loader:
-                pha, fgr, bgr = (np.asarray(f.numpy() if isinstance(f, paddle.Tensor) else f)[0]
-                                 for f in (pha, fgr, bgr))
+            for pha, fgr, bgr in self._valid_batches():
+                pha, fgr, bgr = pha[0], fgr[0], bgr[0]
                 alpha = pha[:, :, 0]
                 trimap = trimap_from_alpha(alpha, kernel, kernel)
                 height, width = alpha.shape
@@ -300,4 +298,5 @@ class ViTMatteTrainer(Trainer):
                 totals["loss"] += float(total)
                 totals["sad"] += metrics.sad(pred, alpha, trimap)
                 totals["mse"] += metrics.mse(pred, alpha, trimap)
-        return {k: v / len(self.valid_samples) for k, v in totals.items()}
+                count += 1
+        return {k: v / count for k, v in totals.items()}
