@@ -66,7 +66,7 @@ def test_console_script_lists_and_runs_the_subcommands(venv, tmp_path):
     assert listing.returncode == 0, listing.stderr
     for command in ("predict", "eval", "train", "convert", "export", "serve", "benchmark", "demo", "webcam"):
         assert f"\n  {command} " in listing.stdout, command
-    for command in ("predict", "convert", "eval"):
+    for command in ("predict", "convert", "eval", "webcam", "inference-images"):
         shown = run_in(venv, venv / "bin" / "bgmatting", command, "--help", cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout.startswith(f"usage: bgmatting {command}"), shown.stdout[:200]
@@ -128,7 +128,7 @@ def test_cli_dispatch_in_process(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("bgmatting ")
-    for name in ("predict", "eval", "convert", "export", "train"):
+    for name in ("predict", "eval", "convert", "export", "train", "webcam"):
         assert callable(load_tool(name)), name
     assert {"predict", "eval", "train", "convert", "export", "serve", "benchmark", "demo"} <= set(TOOLS)
 
