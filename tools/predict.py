@@ -43,6 +43,8 @@ from bgmatting.data.video import open_source  # noqa: E402
 from bgmatting.engine.model_args import add_model_arguments, settings_from_args  # noqa: E402
 from bgmatting.engine.predictor import Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
+from bgmatting.cli_help import HelpFormatter  # noqa: E402
+from bgmatting.pipeline.extras import check_guide_outputs, with_guide_outputs  # noqa: E402
 from bgmatting.pipeline.output_dir import OutputFolder  # noqa: E402
 from bgmatting.pipeline.outputs import DEFAULT_VIDEO_BGR, PLATE_FILE, OutputSink, TargetBackground  # noqa: E402
 from bgmatting.pipeline.pairing import (PlateInput, check_pairing, check_sizes, estimate_source_plate,  # noqa: E402
@@ -54,8 +56,7 @@ from bgmatting.pipeline.run import run  # noqa: E402
 def build_parser():
     """The argument parser (official flag names and defaults, plus this project's additions)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__[
-                                         __doc__.index("Example:"):])
+                                     formatter_class=HelpFormatter, epilog=__doc__[__doc__.index("Example:"):])
     add_model_arguments(parser, title="model (official flags; a self-describing checkpoint needs none but "
                                       "--model-checkpoint)")
     io = parser.add_argument_group("inputs and outputs")
@@ -69,14 +70,21 @@ def build_parser():
                                    "become the unknown band of the trimap")
     io.add_argument("--mask-width", type=int, default=10,
                     help="--mask: half-width in pixels of the unknown band around the mask's edges (default 10)")
+    io.add_argument("--clamp-known", action="store_true",
+                    help="trimap paths (vitmatte, bgmv2+vitmatte): force alpha to 0/1 where the trimap used is 0/255, "
+                         "as eval.py --clamp-known")
     io.add_argument("--bgr-resize", action="store_true", help="resize a plate whose size differs from --src")
     io.add_argument("--preprocess-alignment", action="store_true",
                     help="align the plate to each source image (hand-held capture)")
     io.add_argument("--alignment-mode", default="full", choices=ALIGNMENT_MODES,
                     help="homography: the official ORB+RANSAC; ecc: + sub-pixel refinement; full: + exposure and "
                          "white-balance matching (default)")
-    io.add_argument("--output-dir", required=True)
-    io.add_argument("--output-types", required=True, nargs="+", choices=OUTPUT_TYPES)
+    io.add_argument("--output-dir", required=True,
+                    help="the output folder: OUTPUT_DIR/TYPE/NAME.png (or TYPE.mp4), written when the run finished")
+    io.add_argument("--output-types", required=True, nargs="+", choices=OUTPUT_TYPES,
+                    help="com: RGBA cut-out (or composite on --target-bgr), pha: alpha, fgr: foreground, err: error "
+                         "map, ref: refined patches, trimap: the trimap used (vitmatte; the cascade's automatic one), "
+                         "bgr: the plate as the model saw it (aligned, resized or estimated)")
     io.add_argument("--output-format", choices=["video", "png", "jpg"],
                     help="default: video for a video --src, png otherwise")
     io.add_argument("--target-bgr",
@@ -186,8 +194,10 @@ def main(argv=None):
     output = OutputFolder(args.output_dir, args.y)
     settings = settings_from_args(args)  # imports Paddle: after the cheap checks
     check_model_inputs(args, settings)
+    check_guide_outputs(settings.kind, args.output_types, args.clamp_known, args.backend)
     guide = load_guide(args, src, settings.kind)
     predictor = Predictor.from_args(args, settings=settings, backend=args.backend, cpu_threads=args.cpu_threads)
+    predictor = with_guide_outputs(predictor, args.output_types, args.clamp_known)  # + trimap/bgr, --clamp-known
     sink = OutputSink(args.output_types, args.output_format, src.fps, target)
     with output as staging:
         for folder in output.removed:
