@@ -6,10 +6,9 @@
 
 Both take numpy float32 arrays in the export's input order and return a tuple of numpy arrays in its output
 order (``export.json``). :func:`static_backend` turns one into a ``Predictor`` backend: it opens an export
-directory, or exports a checkpoint on the fly into a temporary directory first.
+directory, or runs exports of a checkpoint kept in the on-disk export cache (:mod:`bgmatting.engine.export_cache`).
 """
 import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -176,33 +175,122 @@ class StaticModel:
         return outputs[0] if len(outputs) == 1 else outputs
 
 
+MAX_FIXED_SIZES = 4  # per Predictor: fixed-size Paddle Inference exports before falling back to a dynamic one
+
+
+def runtime_available(name: str) -> bool:
+    """Whether the ``name`` runtime can run here: ``inference`` needs Paddle (always), ``onnx`` needs onnxruntime
+    and paddle2onnx (to convert exports)."""
+    if name == "inference":
+        return True
+    if name == "onnx":
+        import importlib.util
+
+        return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "paddle2onnx"))
+    return False
+
+
+def shape_policy(runtime: str, signature, height: int, width: int, fixed_sizes: int):
+    """The export's input size for a padded (height, width) input: (H, W) fixed, or None for dynamic sizes.
+
+    - fixed-size kinds (ViTMatte): the padded size itself, always;
+    - ``onnx``: dynamic — onnxruntime runs the dynamic graph (native Resize) as fast as a fixed one, so one export
+      serves a folder of photos of any sizes;
+    - ``inference``: fixed — under oneDNN only fixed sizes let every resize use the integer-ratio forms, several
+      times faster; after :data:`MAX_FIXED_SIZES` different sizes in one Predictor (a folder of varied photos)
+      further sizes share one dynamic export.
+    ``fixed_sizes`` = fixed-size exports this Predictor already has.
+    """
+    if signature.fixed_size:
+        return (height, width)
+    if runtime == "onnx" or fixed_sizes >= MAX_FIXED_SIZES:
+        return None
+    return (height, width)
+
+
+class CachedExports:
+    """The runtimes of one model on one runtime, one per export input size, exports read from (or written to) the
+    export cache (:mod:`bgmatting.engine.export_cache`). The dygraph model is built only when an export is missing.
+
+    Args:
+        name: ``"inference"`` or ``"onnx"``.
+        settings: the model's :class:`~bgmatting.engine.loading.ModelSettings` (weights file, kind, options).
+        model: the model in memory (weights hashed from its state dict), or None (the settings' weights file).
+        device, cpu_threads: of the runtimes.
+        dygraph_model: ``(settings, device, model) -> layer`` building the eager model for an export.
+    """
+
+    def __init__(self, name, settings, model, device, cpu_threads, dygraph_model):
+        self.name, self.settings, self.model = name, settings, model
+        self.device, self.cpu_threads, self.dygraph_model = device, cpu_threads, dygraph_model
+        self.runtimes = {}  # input size (tuple or None) -> runtime
+        self._weights = None
+
+    def weights_digest(self) -> str:
+        from bgmatting.engine import export_cache
+
+        if self._weights is None:
+            source = self.settings.source
+            if self.model is None and source is not None and source.weights is not None:
+                self._weights = "file:" + export_cache.file_digest(source.weights)
+            else:  # in memory, or random weights: built once and hashed
+                self.model = self.dygraph_model(self.settings, "cpu", self.model)
+                self._weights = "state:" + export_cache.state_digest(self.model)
+        return self._weights
+
+    def runtime(self, height: int, width: int):
+        """The runtime for a padded (height, width) input, exporting into the cache if needed."""
+        from bgmatting.engine import export_cache
+
+        signature = self.settings.kind.export
+        fixed = sum(size is not None for size in self.runtimes)
+        size = (height, width) if (height, width) in self.runtimes else \
+            shape_policy(self.name, signature, height, width, fixed)
+        if size in self.runtimes:
+            return self.runtimes[size]
+        fields = export_cache.key_fields(self.weights_digest(), self.settings.kind.name, self.settings.options,
+                                         size, self.name)
+
+        def build(folder):
+            self.model = self.dygraph_model(self.settings, "cpu", self.model)
+            export_model(self.model, signature, self.settings.kind.name, folder, self.settings.options,
+                         input_size=size, onnx=self.name == "onnx")
+
+        entry = export_cache.cached_export(fields, build)
+        self.runtimes[size] = open_runtime(self.name, entry, self.device, self.cpu_threads)
+        return self.runtimes[size]
+
+
 def static_backend(name: str, dygraph_model):
     """A Predictor backend running the ``name`` runtime (``"inference"`` / ``"onnx"``).
 
     The settings' source may be an export folder (used as is; :mod:`bgmatting.engine.loading` already refused
-    requests that differ from its baked options) or weights / an in-memory ``model``, which
-    ``dygraph_model(settings, device, model)`` builds and which is then exported into a temporary folder
-    (a few seconds). ``cpu_threads`` sets the runtime's threads.
+    requests that differ from its baked options) or weights / an in-memory ``model``, whose exports come from the
+    export cache (:class:`CachedExports`: exported once per weights, options, runtime and input-size policy, see
+    :func:`shape_policy`; the first run pays a few seconds, later runs and processes none). ``dygraph_model(settings,
+    device, model)`` builds the eager model when an export is missing. ``cpu_threads`` sets the runtime's threads.
     """
 
     def backend(settings, device, model=None, cpu_threads=None):
         source = settings.source
+        exports = None
         if model is None and source is not None and source.export_dir is not None:
-            runtime = open_runtime(name, source.export_dir, device, cpu_threads)
+            fixed = open_runtime(name, source.export_dir, device, cpu_threads)
+            runtime_for = lambda height, width: fixed  # noqa: E731
         else:
             if settings.kind.export is None:
                 raise UserError(f"{settings.kind.name} cannot run on the {name} backend (no static export); use "
                                 "--backend dygraph")
-            model = dygraph_model(settings, "cpu", model)
-            with tempfile.TemporaryDirectory(prefix="bgmatting-export-") as directory:
-                export_model(model, settings.kind.export, settings.kind.name, directory, onnx=name == "onnx")
-                runtime = open_runtime(name, directory, device, cpu_threads)
-        static = StaticModel(runtime)
+            exports = CachedExports(name, settings, model, device, cpu_threads, dygraph_model)
+            runtime_for = exports.runtime
 
         def runner(src: np.ndarray, guide: np.ndarray) -> dict:
-            return settings.kind.run(static, src, guide)
+            runtime = runtime_for(*src.shape[2:])
+            runner.runtime = runtime
+            return settings.kind.run(StaticModel(runtime), src, guide)
 
-        runner.runtime = runtime
+        runner.runtime = None if exports is not None else runtime_for(0, 0)
+        runner.exports = exports
         return runner
 
     return backend

@@ -13,7 +13,7 @@ import warnings
 import cv2
 import numpy as np
 
-from bgmatting.engine.backends import static_backend
+from bgmatting.engine.backends import runtime_available, static_backend
 from bgmatting.engine.loading import build_model, resolve_settings
 from bgmatting.errors import UserError
 
@@ -62,6 +62,33 @@ def _dygraph_backend(settings, device: str, model=None, cpu_threads: int = None)
 BACKENDS = {"dygraph": _dygraph_backend,  # the static runtimes live in bgmatting/engine/backends.py
             "inference": static_backend("inference", dygraph_model),
             "onnx": static_backend("onnx", dygraph_model)}
+AUTO = "auto"
+# The runtimes by speed on this project's CPU machine, fastest first, measured with
+# ``tools/benchmark.py --preset hd-mobilenetv2 --backend onnx|inference --compare-torch`` (2 threads, loaded machine,
+# 2026-11-30): onnxruntime 523 ms, Paddle Inference + oneDNN 2538 ms. Reorder when a measurement says otherwise.
+RUNTIME_PREFERENCE = ("onnx", "inference")
+
+
+def default_backend(kind, device: str = "cpu", model=None, source=None) -> str:
+    """The backend ``backend=None``/``"auto"`` means: the fastest installed runtime, or ``dygraph`` where no export
+    applies.
+
+    ``dygraph`` for: a model passed in memory (training, validation: it changes between calls), kinds without a
+    static export (the ``bgmv2+vitmatte`` cascade), fixed-size kinds (ViTMatte: one export per padded size, which
+    a single photo does not repay), and ``device="gpu"`` (not measured here). An export folder runs on the fastest
+    runtime it has files for. Otherwise the first installed runtime of :data:`RUNTIME_PREFERENCE`.
+    """
+    if model is not None or kind.export is None or kind.export.fixed_size or device != "cpu":
+        if source is None or source.export_dir is None:
+            return "dygraph"
+    for name in RUNTIME_PREFERENCE:
+        if not runtime_available(name):
+            continue
+        if source is not None and source.export_dir is not None and name == "onnx" and \
+                not (source.export_dir / "model.onnx").is_file():
+            continue
+        return name
+    return "dygraph"
 
 
 def to_float_image(image: np.ndarray, name: str) -> np.ndarray:
@@ -99,7 +126,9 @@ class Predictor:
         device: ``"cpu"`` or ``"gpu"``.
         backend: a key of :data:`BACKENDS`: ``"dygraph"``, ``"inference"`` (Paddle Inference, oneDNN on CPU) or
             ``"onnx"`` (onnxruntime); the last two take an export folder (tools/export.py) as ``checkpoint``,
-            or export the checkpoint on the fly.
+            or run exports of the checkpoint from the export cache (made on first use, see
+            :mod:`bgmatting.engine.export_cache`). None or ``"auto"``: the fastest installed runtime
+            (:func:`default_backend`); the chosen one is ``predictor.backend``.
         cpu_threads: CPU threads of the inference/onnx runtimes (None = all CPUs).
         model: an already built model (e.g. the trainer's); then ``checkpoint`` is not read.
         settings: already resolved :class:`bgmatting.engine.loading.ModelSettings` (then ``model_type``,
@@ -130,13 +159,16 @@ class Predictor:
     def __init__(self, model_type: str = None, backbone: str = None, *, checkpoint=None, config=None,
                  device: str = "cpu", backend: str = "dygraph", model=None, cpu_threads: int = None,
                  settings=None, **options):
-        if backend not in BACKENDS:
-            raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend is not None and backend != AUTO and backend not in BACKENDS:
+            raise UserError(f"unknown backend {backend!r}; choose one of {', '.join([AUTO, *BACKENDS])}")
         self.settings = settings or resolve_settings(None if model is not None else checkpoint, model_type, config,
                                                      backbone=backbone, **options)
         self.kind = self.settings.kind
         self.model_type = self.kind.name
         self.options = self.settings.options
+        if backend is None or backend == AUTO:
+            backend = default_backend(self.kind, device, model, self.settings.source)
+        self.backend = backend
         self.runner = BACKENDS[backend](self.settings, device, model=model, cpu_threads=cpu_threads)
 
     @classmethod
