@@ -16,7 +16,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         text = action.help or ""
         if "%(default)" in text or "default" in text.lower():
             return text
-        if action.default in (None, False, argparse.SUPPRESS) or action.required:
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS or action.required:
+            return text
+        if isinstance(default, (list, tuple)) and not default:
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             shown = " ".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) else "%(default)s"

@@ -27,9 +27,10 @@ CONVERTER_VERSION = 2
 
 
 def parse_args(argv=None):
+    from bgmatting.cli_help import HelpFormatter
     from bgmatting.models.backbones import backbone_names
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--src", required=True,
                         help="official checkpoint (.pth, .safetensors, .pdparams) or a Hugging Face model folder")
     parser.add_argument("--dst", required=True, help="output folder, or a NAME.pdparams file (+ NAME.yaml)")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bgmatting.cli_help import HelpFormatter  # noqa: E402
 from bgmatting.eval_report import (PredictionSaver, WorstImages, format_table, write_metrics_json,  # noqa: E402
                                    write_per_image_csv)
 from bgmatting.data.io import check_writable_folder  # noqa: E402
@@ -37,7 +38,7 @@ from bgmatting.errors import UserError, cli_main  # noqa: E402
 
 def parse_args(argv=None):
     """Parse the command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--layout", choices=["photomatte85", "comp1k"], default="photomatte85",
                       help="photomatte85: RGBA folder or fgr/+pha/, composited onto --backgrounds; "

@@ -27,11 +27,13 @@ warnings.filterwarnings("ignore", message="No ccache found")
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 
 def parse_args(argv=None):
+    from bgmatting.cli_help import HelpFormatter
     from bgmatting.engine.model_args import add_model_arguments
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_model_arguments(parser, checkpoint_alias="--model-path")
-    parser.add_argument("--save-dir", required=True)
+    parser.add_argument("--save-dir", required=True,
+                        help="the export folder: model.json + model.pdiparams (+ model.onnx), export.json, model.yaml")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                         help="fixed input size: required for ViTMatte (multiples of 32); optional for BGMv2 "
                              "(multiples of 4; faster under oneDNN, but then only that size runs)")

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bgmatting.cli_help import HelpFormatter  # noqa: E402
 from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
 from bgmatting.engine.model_args import settings_from_args as model_settings_from_args  # noqa: E402
 from bgmatting.engine.predictor import Predictor  # noqa: E402
@@ -36,7 +37,7 @@ KEEP_ALIVE_SECONDS = 5  # idle connections between requests are closed after thi
 def build_parser():
     """The argument parser (predict.py's model flags, plus server, storage and limit flags)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     formatter_class=HelpFormatter,
                                      epilog=__doc__[__doc__.index("Example:"):])
     model = add_model_arguments(parser, title="model (as predict.py)")
     model.add_argument("--allow-random-weights", action="store_true",
@@ -45,7 +46,7 @@ def build_parser():
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: this machine only)")
-    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     server.add_argument("--auth-token", default=os.environ.get(TOKEN_ENV),
                         help=f"access token every request must carry (default: ${TOKEN_ENV}, which keeps it out of "
                              "the process list); none: no authentication")
@@ -56,7 +57,7 @@ def build_parser():
     limits.add_argument("--max-megapixels", type=float, default=16.0, help="largest image area")
     limits.add_argument("--max-queue", type=int, default=32, help="requests queued at once; more get 503")
     limits.add_argument("--max-archive-mb", type=float, default=500.0, help="largest zip, packed and unpacked")
-    limits.add_argument("--max-batch-files", type=int, default=1000)
+    limits.add_argument("--max-batch-files", type=int, default=1000, help="most images one batch job may hold")
     limits.add_argument("--keep-results", type=int, default=500,
                         help="results kept on disk (oldest deleted; a batch's own until downloaded or a day old)")
     limits.add_argument("--disk-budget-mb", type=float, default=2000.0,
