@@ -9,18 +9,17 @@ Example:
 
 Outputs in --out: data/ (synthetic layouts), stage1/ and stage2/ (training runs, see tools/train.py),
 results.json and results.md (SAD/MSE/Grad/Conn on the held-out split with perfect and with imperfect plates,
-DIM convention over the unknown band of a trimap from the ground truth), demo.png (per row: source, imperfect
-plate, difference-baseline alpha, predicted alpha, composite), loss_curves.png.
+DIM convention over the unknown band of a trimap from the ground truth), demo.png (labelled columns per row:
+source, imperfect plate, true alpha, difference-baseline alpha, predicted alpha, its error, composite),
+loss_curves.png (smoothed training loss and validation SAD per stage).
 """
 import argparse
-import csv
 import json
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -118,8 +117,10 @@ def write_results(out: Path, evaluation: dict):
 
 
 def write_picture(out: Path, evaluation: dict, rows: int = 3):
-    """demo.png, per held-out image with imperfect plates: source | plate | difference-baseline alpha |
-    stage-2 alpha | stage-2 composite on a checkerboard."""
+    """demo.png, per held-out image with imperfect plates, under labelled columns: source | plate | true alpha |
+    difference-baseline alpha | stage-2 alpha | stage-2 |error| | stage-2 composite on a checkerboard."""
+    from bgmatting.plots import checkerboard_composite, error_map, labelled_grid
+
     bench = evaluation["benches"][list(PLATES)[1]]
     model = evaluation["methods"]["stage 2 MattingRefine (trained)"]
     baseline = evaluation["methods"]["difference baseline (threshold 0.1)"]
@@ -127,40 +128,20 @@ def write_picture(out: Path, evaluation: dict, rows: int = 3):
     for index in range(min(rows, len(bench))):
         sample = bench[index]
         result = model(sample.src, bgr=sample.bgr)
-        pha = result["pha"][:, :, None]
-        rows_, cols = np.indices(pha.shape[:2])
-        checker = (((rows_ // 16) + (cols // 16)) % 2)[:, :, None] * 0.4 + 0.4
-        composite = result["fgr"] * pha + checker * (1 - pha)
-        guess = baseline(sample.src, bgr=sample.bgr)["pha"][:, :, None]
-        tiles.append(np.concatenate([sample.src / 255.0, sample.bgr / 255.0, np.repeat(guess, 3, axis=2),
-                                     np.repeat(pha, 3, axis=2), composite], axis=1))
-    write_image(out / "demo.png", np.concatenate(tiles, axis=0).astype(np.float32))
+        guess = baseline(sample.src, bgr=sample.bgr)["pha"]
+        tiles.append([sample.src, sample.bgr, sample.pha, guess, result["pha"], error_map(result["pha"], sample.pha),
+                      checkerboard_composite(result["fgr"], result["pha"])])
+    labels = ["source", "imperfect plate", "true alpha", "difference (0.1)", "stage 2 alpha", "stage 2 |error|",
+              "stage 2 composite"]
+    write_image(out / "demo.png", labelled_grid(tiles, labels))
 
 
 def write_loss_curves(out: Path, save_dirs: dict):
-    """loss_curves.png: training loss per iteration of each stage (from losses.csv)."""
-    import matplotlib
+    """loss_curves.png: training loss per iteration of each stage (from losses.csv), smoothed without edge
+    artefacts (:func:`bgmatting.plots.smooth`), and the validation SAD."""
+    from bgmatting.plots import plot_loss_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(save_dirs), figsize=(5 * len(save_dirs), 3.2))
-    for axis, (name, save_dir) in zip(np.atleast_1d(axes), save_dirs.items()):
-        rows = {}
-        with open(save_dir / "losses.csv") as f:
-            for row in csv.DictReader(f):
-                rows[int(row["iteration"])] = float(row["loss"])  # a resumed run may repeat iterations
-        iterations = sorted(rows)
-        values = np.array([rows[i] for i in iterations])
-        window = max(1, len(values) // 10)
-        axis.plot(iterations, values, alpha=0.35, label="loss")
-        axis.plot(iterations, np.convolve(values, np.ones(window) / window, mode="same"), label=f"mean of {window}")
-        axis.set_title(name)
-        axis.set_xlabel("iteration")
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(out / "loss_curves.png", dpi=90)
-    plt.close(figure)
+    plot_loss_curves(out / "loss_curves.png", save_dirs)
 
 
 def parse_args(argv=None):

@@ -139,3 +139,83 @@ def test_pretrained_backbone_and_deeplab_aspp_weights_load_by_name_and_shape(tmp
         np.testing.assert_array_equal(loaded[key].numpy(), original[key].numpy())
     np.testing.assert_array_equal(loaded["backbone.features.0.0.weight"].numpy(), stem_before)
     assert not np.array_equal(loaded["decoder.conv1.weight"].numpy(), original["decoder.conv1.weight"].numpy())
+
+
+# ------------------------------------------------------------------------------------------ training visibility
+
+def _vdl_images(save_dir):
+    """{tag: [step, …]} of the images in a run's VisualDL log."""
+    from visualdl import LogReader
+
+    files = list((save_dir / "vdl").glob("vdlrecords.*.log"))
+    assert files, "no VisualDL log"
+    reader = LogReader(file_path=str(files[0]))
+    return {tag: [record.id for record in reader.get_data("image", tag)] for tag in reader.get_tags()["image"]}
+
+
+@pytest.mark.parametrize("config", ["bgmv2_tiny.yaml", "bgmv2_refine_tiny.yaml"])
+def test_prediction_images_every_n_iterations_leave_training_unchanged(config, data, tmp_path, monkeypatch):
+    from bgmatting.engine.trainer import Trainer
+
+    monkeypatch.setenv("BGM_SYNTHETIC", str(data))
+    opts = ["train.iters=3", "train.save_interval=3", "data.resolution=72", "data.crop.min=48", "data.crop.max=65",
+            *FAST]
+    if config.startswith("bgmv2_refine"):
+        opts += ["data.resolution=128", "data.crop.min=96", "data.crop.max=129"]
+    runs = {}
+    for interval in (0, 2):
+        cfg = load_config(ROOT / "configs" / config, opts + [f"train.image_interval={interval}"])
+        Trainer(cfg, tmp_path / str(interval)).train()
+        runs[interval] = _losses(tmp_path / str(interval))
+    assert runs[0] == runs[2]  # the images are drawn in eval mode without gradients
+    assert _vdl_images(tmp_path / "2") == {"train/prediction": [2, 3]}  # every 2 iterations and the last
+
+
+def test_image_interval_must_not_be_negative(data, tmp_path, monkeypatch):
+    from bgmatting.engine.trainer import Trainer
+    from bgmatting.errors import UserError
+
+    monkeypatch.setenv("BGM_SYNTHETIC", str(data))
+    cfg = load_config(ROOT / "configs" / "bgmv2_tiny.yaml", ["train.image_interval=-1"])
+    with pytest.raises(UserError, match="train.image_interval"):
+        Trainer(cfg, tmp_path)
+
+
+def test_prediction_panel_has_a_labelled_column_per_map():
+    import numpy as np
+
+    from bgmatting.plots import LABEL_HEIGHT, prediction_panel
+
+    src = np.full((40, 50, 3), 0.5, np.float32)
+    pha = np.zeros((40, 50), np.float32)
+    pha[10:30, 10:40] = 1
+    panel = prediction_panel(src, pha * 0.5, pha, ref=np.ones((10, 12)), err=np.zeros((10, 12)))
+    assert panel.shape == (LABEL_HEIGHT + 2 + 40, 6 * 50 + 5 * 2, 3) and panel.dtype == np.float32
+    assert 0 <= panel.min() and panel.max() <= 1
+    header = panel[:LABEL_HEIGHT]
+    for column in range(6):  # every column has dark label text above it
+        assert header[:, column * 52: column * 52 + 50].min() < 0.5
+
+
+def test_smoothing_keeps_both_ends_of_a_curve():
+    import numpy as np
+
+    from bgmatting.plots import smooth
+
+    assert np.allclose(smooth(np.full(50, 3.0), 9), 3.0)  # np.convolve(mode="same") gives 3·5/9 at the ends
+    ramp = np.linspace(1.0, 2.0, 41)
+    assert np.allclose(smooth(ramp, 5)[2:-2], ramp[2:-2])
+    assert abs(smooth(ramp, 5)[0] - ramp[:3].mean()) < 1e-12  # the mean of what exists, not of zeros
+    assert np.array_equal(smooth(ramp, 1), ramp)
+    assert np.isfinite(smooth([1.0, np.nan, 3.0], 3)).all()
+
+
+def test_loss_curves_figure_from_a_run(data, tmp_path):
+    from bgmatting.plots import plot_loss_curves
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "losses.csv").write_text("iteration,loss,pha_l1\n" + "".join(f"{i},{1 / i},{0.5 / i}\n" for i in range(1, 30)))
+    (run / "valid.csv").write_text("iteration,loss,sad,mse\n10,0.1,2.0,0.01\n20,0.05,1.0,0.005\n")
+    plot_loss_curves(tmp_path / "curves.png", {"stage 1": run}, terms=("loss", "pha_l1"))
+    assert (tmp_path / "curves.png").stat().st_size > 1000

@@ -42,7 +42,7 @@ import paddle
 from tqdm import tqdm
 
 from bgmatting import losses, metrics
-from bgmatting.config import dump_config, get
+from bgmatting.config import TRAIN_DEFAULTS, dump_config, get
 from bgmatting.data import augment
 from bgmatting.data.datasets import MattingSamples, SampleRange, ValidRange, collate_numpy, unpack_batch
 from bgmatting.data.io import atomic_path
@@ -54,6 +54,10 @@ from bgmatting.errors import UserError
 #: what a run writes in its save_dir (removed by ``fresh``; other files are left alone)
 RUN_OUTPUTS = re.compile(r"(iter_\d+|latest|best_model)(\.tmp|\.old)?|vdl|losses\.csv|valid\.csv|train\.log|"
                          r"config\.yaml")
+# train.image_interval: VisualDL prediction images every N iterations (0: none). Registered here, with the trainer
+# that reads it, so that configs may set it; its place is bgmatting/config.py's TRAIN_DEFAULTS.
+TRAIN_DEFAULTS["train"].setdefault("image_interval", 0)
+
 #: keys every training config has that must be positive
 POSITIVE_KEYS = ("train.iters", "train.batch_size", "train.save_interval", "train.val_interval", "train.log_interval",
                  "train.keep_checkpoints", "data.resolution", "data.valid_samples")
@@ -243,8 +247,11 @@ class Trainer:
             for loaded in self._loader():
                 batch, problems = unpack_batch(loaded)
                 self.bad_files["train"].add(problems)
-                terms = self._step(*self._prepare(batch, self.iteration))
+                prepared = self._prepare(batch, self.iteration)
+                terms = self._step(*prepared)
                 self.iteration += 1
+                if self.rank == 0:
+                    self._log_images(writer, prepared)
                 bar.update(1)
                 bar.set_postfix(loss=f"{terms['loss']:.4f}")
                 if self.rank == 0:
@@ -294,6 +301,33 @@ class Trainer:
             writer.add_scalar(f"train/{name}", value, self.iteration)
         self.log.info(f"iter {self.iteration} " + " ".join(f"{k}={v:.5f}" for k, v in terms.items())
                       + f" ({time.time() - start:.1f} s)")
+
+    def _log_images(self, writer, prepared):
+        """Every ``train.image_interval`` iterations: the model's prediction for the first sample of this iteration's
+        batch (eval mode, no gradient, so training is unchanged) as a labelled VisualDL image ``train/prediction``
+        (:meth:`_image_panel`), as the official scripts log images to TensorBoard."""
+        interval = self.train_cfg.get("image_interval", 0)
+        if writer is None or not interval or (self.iteration % interval and self.iteration != self.train_cfg["iters"]):
+            return
+        self.model.eval()
+        try:
+            with paddle.no_grad():
+                panel = self._image_panel(prepared)
+        finally:
+            self.model.train()
+        writer.add_image("train/prediction", (np.clip(panel, 0, 1) * 255).astype(np.uint8), self.iteration)
+
+    def _image_panel(self, prepared) -> np.ndarray:
+        """source | predicted alpha | true alpha | |error| | refined patches | predicted error, for one sample."""
+        from bgmatting.plots import prediction_panel
+
+        src, bgr, pha = (tensor[:1] for tensor in prepared[:3])
+        outputs = self.model(src, bgr)
+        refine = len(outputs) == 6
+        first = lambda tensor: tensor.numpy()[0, 0]  # noqa: E731
+        return prediction_panel(src.numpy()[0].transpose(1, 2, 0), first(outputs[0]), first(pha),
+                                ref=first(outputs[5]) if refine else None,
+                                err=first(outputs[4] if refine else outputs[2]))
 
     def _validate_and_keep_best(self, writer):
         if self.rank != 0:
@@ -378,6 +412,7 @@ def check_common_values(cfg: dict) -> None:
     for key in POSITIVE_KEYS:
         require(cfg, key, lambda value: value > 0, "positive")
     require(cfg, "data.num_workers", lambda value: value >= 0, "0 or more")
+    require(cfg, "train.image_interval", lambda value: value >= 0, "0 (no images) or more")
     require(cfg, "data.max_bad_share", lambda value: 0 <= value <= 1, "between 0 and 1")
     rates = cfg["train"]["lr"]
     for name in (rates if isinstance(rates, dict) else [None]):

@@ -76,6 +76,7 @@ VITMATTE_TRAIN_DEFAULTS = {
         "keep_checkpoints": 3,
         "log_interval": 20,
         "val_interval": 13469,
+        "image_interval": 0,  # VisualDL prediction images every N iterations (0: none)
         "seed": 0,
         "amp": True,  # used only on GPU
         "sync_bn": True,
@@ -277,6 +278,19 @@ class ViTMatteTrainer(Trainer):
         terms = super()._step(*batch)
         self.scheduler.step()
         return {**terms, "lr": lr}
+
+    def _image_panel(self, prepared) -> np.ndarray:
+        """source | trimap | predicted alpha | true alpha | |error|, for the first sample of a prepared batch."""
+        from bgmatting.plots import error_map, labelled_grid
+
+        pixel_values, pha = prepared[0][:1], prepared[1][:1]
+        height, width = pha.shape[2:]
+        pred = self.model(pixel_values).numpy()[0, 0, :height, :width]
+        inputs = pixel_values.numpy()[0, :, :height, :width]
+        source = np.clip(inputs[:3].transpose(1, 2, 0) * 0.5 + 0.5, 0, 1)
+        true = pha.numpy()[0, 0]
+        return labelled_grid([[source, inputs[3], pred, true, error_map(pred, true)]],
+                             ["source", "trimap", "predicted alpha", "true alpha", "|error|"])
 
     def _validate(self) -> dict:
         """Loss and SAD/MSE over the unknown region of a fixed GT trimap, averaged over the validation samples."""
