@@ -51,6 +51,7 @@ from bgmatting.pipeline.pairing import (PlateInput, check_pairing, check_sizes, 
                                         frame_pairs)
 from bgmatting.pipeline.render import OUTPUT_TYPES  # noqa: E402
 from bgmatting.pipeline.run import run  # noqa: E402
+from bgmatting.runtime_logs import quiet_runtime_logs  # noqa: E402
 
 
 def build_parser():
@@ -94,6 +95,8 @@ def build_parser():
                         help="inference = Paddle Inference (oneDNN on CPU), onnx = onnxruntime; both take an export "
                              "directory of tools/export.py as --model-checkpoint, or export a checkpoint on the fly")
     parser.add_argument("--cpu-threads", type=int, default=None, help="threads of the inference/onnx backends")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the runtimes' own logs (Paddle, oneDNN, paddle2onnx), hidden by default")
     parser.add_argument("-y", action="store_true", help="replace an existing output directory without asking")
     return parser
 
@@ -185,6 +188,12 @@ def print_report(report, src, output_types, output):
 def main(argv=None):
     """Parse arguments, validate every input, then matte into a staging folder renamed into place at the end."""
     args = build_parser().parse_args(argv)
+    with quiet_runtime_logs(enabled=args.backend != "dygraph" and not args.verbose):  # Paddle/paddle2onnx internals
+        predict(args)
+
+
+def predict(args):
+    """The run of :func:`main` on parsed arguments."""
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise UserError(f"--cpu-threads must be >= 1, got {args.cpu_threads}")
     src = open_source(args.src, "--src")
