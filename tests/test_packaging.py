@@ -31,27 +31,39 @@ def requirement_lines(path: Path) -> list:
     return [line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()]
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory):
-    """A fresh venv with bgmatting installed by `pip install .` (from a copy of the sources); returns its root."""
-    work = tmp_path_factory.mktemp("install")
-    source = work / "src"
+def copy_sources(source: Path):
+    """The files a clone has that the package needs, copied to ``source``."""
     for name in SOURCES:
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         elif (ROOT / name).exists():
             source.mkdir(exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
-    env_root = work / "venv"
+
+
+def fresh_venv(env_root: Path) -> Path:
+    """A venv without pip that sees the project venv's packages through a .pth file; returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_root)], check=True)
     python = env_root / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              check=True, capture_output=True, text=True).stdout.strip()
     Path(purelib, "_project_venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return python
+
+
+def pip_install(python: Path, *args, cwd):
     install = subprocess.run([str(python), "-m", "pip", "install", "--no-index", "--no-build-isolation",
-                              "--no-deps", "--quiet", str(source)], capture_output=True, text=True, cwd=work)
+                              "--no-deps", "--quiet", *map(str, args)], capture_output=True, text=True, cwd=cwd)
     assert install.returncode == 0, install.stdout + install.stderr
-    return env_root
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    """A fresh venv with bgmatting installed by `pip install .` (from a copy of the sources); returns its root."""
+    work = tmp_path_factory.mktemp("install")
+    copy_sources(work / "src")
+    pip_install(fresh_venv(work / "venv"), work / "src", cwd=work)
+    return work / "venv"
 
 
 def run_in(venv, *args, cwd):
@@ -162,3 +174,16 @@ def test_run_sh_passes_tools_through_with_exec(tmp_path):
         assert int(pid) == process.pid, command  # exec: the tool is the process run.sh started
         assert folder == str(caller) and pythonpath.split(os.pathsep)[0] == str(clone)
         assert arguments == f"-m bgmatting {command} --x a b"
+
+
+def test_editable_install_runs_the_clone(tmp_path):
+    """`pip install -e .`: the package and the tools are the clone's own files."""
+    copy_sources(tmp_path / "clone")
+    python = fresh_venv(tmp_path / "venv")
+    pip_install(python, "-e", tmp_path / "clone", cwd=tmp_path)
+    where = run_in(tmp_path / "venv", python, "-c", "import bgmatting, bgmatting.tools_entry as t; "
+                   "print(bgmatting.__file__); print(t.tools_root())", cwd=tmp_path)
+    assert where.stdout.split() == [str(tmp_path / "clone" / "bgmatting" / "__init__.py"), str(tmp_path / "clone")]
+    shown = run_in(tmp_path / "venv", tmp_path / "venv" / "bin" / "bgmatting", "inference-video", "--help",
+                   cwd=tmp_path)
+    assert shown.returncode == 0 and "--video-target-bgr" in shown.stdout
