@@ -23,10 +23,11 @@ Example:
     # no trimap: build one from a binary/soft mask (unknown band of +-15 px around its edges)
     python predict.py --model-type vitmatte --model-checkpoint vitmatte_s.pdparams --src photos/ --mask masks/ \\
         --mask-width 15 --output-dir out_masks --output-types pha
-    # cascade: BackgroundMattingV2's coarse alpha -> automatic trimap -> ViTMatte on the full-resolution photo
+    # cascade: BackgroundMattingV2's coarse alpha -> automatic trimap -> ViTMatte on the full-resolution photo;
+    # also write that trimap and the aligned plate, and force alpha to 0/1 where the trimap is sure
     python predict.py --model-type bgmv2+vitmatte --model-backbone resnet50 --model-checkpoint pytorch_resnet50.pth \\
         --model-vitmatte-checkpoint vitmatte_s.pdparams --src photo.jpg --bgr plate.jpg --output-dir out_cascade \\
-        --output-types com pha
+        --output-types com pha trimap bgr --preprocess-alignment --clamp-known
 """
 import argparse
 import sys
