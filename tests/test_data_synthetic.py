@@ -91,3 +91,78 @@ def test_cli_writes_all_layouts_and_rejects_bad_input(tmp_path):
         assert any((tmp_path / "s" / folder).rglob("*.*")), folder
     bad = subprocess.run(run + ["--n", "0"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --n must be at least 1, got 0"
+
+
+# ------------------------------------------------------------------------------------- richer synthetic data
+
+def test_generators_are_deterministic_by_seed():
+    for seed in (0, 5):
+        first = synthetic.make_foreground(96, synthetic.item_rng(seed, "fgr", 3))
+        again = synthetic.make_foreground(96, synthetic.item_rng(seed, "fgr", 3))
+        assert all(np.array_equal(a, b) for a, b in zip(first, again))
+        assert np.array_equal(synthetic.make_background(96, synthetic.item_rng(seed, "bgr", 1)),
+                              synthetic.make_background(96, synthetic.item_rng(seed, "bgr", 1)))
+    other = synthetic.make_foreground(96, synthetic.item_rng(1, "fgr", 3))
+    assert not np.array_equal(first[1], other[1])
+
+
+def _foregrounds(n=12, size=160):
+    return [synthetic.make_foreground(size, synthetic.item_rng(0, "fgr", i)) for i in range(n)]
+
+
+def test_hair_is_many_thin_strands_at_varied_opacity():
+    for _, pha in _foregrounds(6):
+        covered = ((pha > 0.02) & (pha < 0.98)).astype(np.uint8)
+        opened = cv2.morphologyEx(covered, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        thin = covered & (1 - opened)
+        assert thin.sum() > 80  # thin fractional structures
+        levels = np.histogram(pha[thin > 0], bins=10, range=(0, 1))[0]
+        assert (levels > 10).sum() >= 5  # coverage spread over many levels, not one opacity
+        count, _ = cv2.connectedComponents((pha > 0.02).astype(np.uint8))
+        assert count >= 2
+
+
+def test_some_subjects_have_wide_translucent_regions_and_some_move():
+    translucent = [((pha > 0.1) & (pha < 0.8)).astype(np.uint8) for _, pha in _foregrounds()]
+    opened = [cv2.morphologyEx(t, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)).sum() for t in translucent]
+    assert sum(o > 200 for o in opened) >= 4  # fabric/veil: translucent areas wider than a strand
+
+
+def test_foreground_colour_is_defined_and_spill_tints_edges():
+    for fgr, pha in _foregrounds(4):
+        assert fgr.dtype == np.float32 and np.isfinite(fgr).all() and fgr.min() >= 0 and fgr.max() <= 1
+        assert fgr[pha == 0].std() > 0.01  # defined (not black) where the subject is absent
+
+
+def test_palette_makes_subjects_share_colours_with_the_scene():
+    def distance(palette):
+        gaps = []
+        for i in range(10):
+            background = synthetic.make_background(96, synthetic.item_rng(0, "bgr", i))
+            fgr, pha = synthetic.make_foreground(96, synthetic.item_rng(0, "fgr", i),
+                                                 palette=synthetic.background_palette(
+                                                     background, synthetic.item_rng(0, "plate", i))
+                                                 if palette else None)
+            subject = fgr[pha > 0.99].mean(axis=0)
+            gaps.append(np.abs(background.reshape(-1, 3) - subject).sum(axis=1).min())
+        return np.median(gaps)
+
+    assert distance(True) <= distance(False)
+
+
+def test_backgrounds_have_structure_at_several_scales():
+    image = synthetic.make_background(128, synthetic.item_rng(0, "bgr", 0)).mean(axis=2)
+    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(image - image.mean())))
+    radius = np.hypot(*np.meshgrid(np.arange(-64, 64), np.arange(-64, 64)))
+    bands = [spectrum[(radius >= low) & (radius < high)].mean() for low, high in ((1, 4), (4, 12), (12, 32))]
+    assert all(b > 0 for b in bands) and bands[0] > bands[1] > bands[2]  # falling, as natural images (1/f)
+    assert bands[2] > bands[0] * 0.002
+
+
+def test_generation_is_fast_enough_for_hundreds_of_images():
+    import time
+
+    start = time.time()
+    synthetic.make_foreground(320, synthetic.item_rng(0, "fgr", 0))
+    synthetic.make_background(320, synthetic.item_rng(0, "bgr", 0))
+    assert time.time() - start < 3.0

@@ -1,9 +1,14 @@
 """Procedural matting data written in the public on-disk layouts (DESIGN.md §3), deterministic by seed.
 
-A foreground is a head-and-shoulders silhouette with soft edges, hair-like strands one pixel wide with
-anti-aliased (fractional) coverage, a semi-transparent veil and a motion-blurred arm; backgrounds are
-textured (gradients, shapes, noise). Every item ``i`` of a call with seed ``s`` is drawn from its own
-generator seeded with ``(s, kind, i)``, so it does not depend on how many items are written.
+A foreground is a head-and-torso subject with what real mattes have: hair of many thin curved strands at several
+opacities (drawn supersampled, so coverage is fractional), sometimes a fur-like collar, a semi-transparent woven
+scarf or veil with a fringe, a motion-blurred arm and sometimes a subject in motion, colour spill on the edges, and
+colours drawn from the same muted "natural" distribution as the backgrounds (or from the scene's own colours, for
+the layouts that generate subject and scene together). Backgrounds are natural-image-like: multi-scale (1/f)
+noise coloured with scene colours, a lighting gradient, shapes at several scales (some textured, some out of focus),
+stripes, sensor noise. No photographs are used (none ship with the project's dependencies). Every item ``i`` of a
+call with seed ``s`` is drawn from its own generator seeded with ``(s, kind, i)``, so it does not depend on how many
+items are written.
 
 Writers (all return the list of written files and take ``root, n, size, seed``; ``size`` is an int for a
 square or ``(height, width)``):
@@ -49,28 +54,98 @@ def _smooth_field(rng, height, width, channels, cells=4):
     return np.clip(field.reshape(height, width, channels), 0.0, 1.0)
 
 
-def make_background(size, rng: np.random.Generator) -> np.ndarray:
-    """A textured background: a colour gradient, random rectangles and circles, fine noise, slight blur.
+def _fractal_noise(rng, height, width, channels=1, octaves=5, persistence=0.55):
+    """Multi-scale (1/f-like) noise (H, W, C) with values around [0, 1]: octaves of smooth fields, each twice as
+    fine and ``persistence`` times as strong as the last — the statistics of natural images, not of one scale."""
+    field = np.zeros((height, width, channels), np.float32)
+    amplitude, total = 1.0, 0.0
+    for octave in range(octaves):
+        cells = 2 ** (octave + 1) + 1
+        field += amplitude * (_smooth_field(rng, height, width, channels, cells=min(cells, max(height, width))) - 0.5)
+        total += amplitude
+        amplitude *= persistence
+    return np.clip(field / total * 1.6 + 0.5, 0.0, 1.0)
+
+
+def natural_colours(rng, n: int) -> np.ndarray:
+    """``n`` RGB colours (n, 3) float32 drawn as scenes' colours are: mostly muted (low saturation), a range of
+    brightness, a few saturated. Foregrounds and backgrounds draw from this one distribution, so subjects often
+    share colours with the scene behind them."""
+    hue = rng.random(n) * 180.0
+    saturation = np.where(rng.random(n) < 0.75, rng.uniform(0.05, 0.45, n), rng.uniform(0.45, 0.95, n)) * 255.0
+    value = rng.uniform(0.15, 0.95, n) * 255.0
+    hsv = np.stack([hue, saturation, value], axis=1).astype(np.uint8)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0].astype(np.float32) / 255.0
+
+
+def _colourise(field, colours):
+    """Map a scalar field (H, W, 1) in [0, 1] through a piecewise-linear ramp of ``colours`` (k, 3)."""
+    positions = np.linspace(0.0, 1.0, len(colours))
+    return np.stack([np.interp(field[:, :, 0], positions, colours[:, c]) for c in range(3)], axis=2).astype(np.float32)
+
+
+def _random_polygon(rng, centre, extent, corners):
+    angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
+    radii = extent * rng.uniform(0.4, 1.0, corners)
+    points = centre + np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
+    return points.astype(np.int32)
+
+
+def make_background(size, rng: np.random.Generator, palette=None) -> np.ndarray:
+    """A natural-image-like background: a lighting gradient, multi-scale (fractal) noise coloured with a few scene
+    colours, shapes at several scales (rectangles, discs, polygons, lines; some textured, some out of focus),
+    occasional stripes, sensor noise and a slight blur.
 
     Args:
         size: int or (height, width).
         rng: numpy random generator.
+        palette: optional (k, 3) colours to draw from (default :func:`natural_colours`).
     Returns:
         float32 array (H, W, 3) in [0, 1].
     """
     height, width = _size(size)
-    image = _smooth_field(rng, height, width, 3, cells=int(rng.integers(2, 5)))
-    for _ in range(int(rng.integers(3, 8))):
-        colour = tuple(float(c) for c in rng.random(3))
-        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
-        extent = int(rng.integers(max(2, min(height, width) // 10), max(3, min(height, width) // 3)))
-        if rng.random() < 0.5:
-            cv2.rectangle(image, (x, y), (x + extent, y + extent // 2), colour, -1, cv2.LINE_AA)
+    short = min(height, width)
+    palette = natural_colours(rng, 6) if palette is None else np.asarray(palette, np.float32)
+    colours = palette[rng.integers(0, len(palette), 3)]
+    image = _colourise(_fractal_noise(rng, height, width, 1, octaves=int(rng.integers(3, 7))), colours)
+    image = image * 0.7 + 0.3 * _smooth_field(rng, height, width, 3, cells=int(rng.integers(2, 5)))
+    # lighting: a linear gradient in a random direction
+    angle = rng.uniform(0, 2 * np.pi)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = (np.cos(angle) * cols / width + np.sin(angle) * rows / height)
+    image *= (1.0 + rng.uniform(0.1, 0.5) * (ramp - ramp.mean()))[:, :, None]
+    for _ in range(int(rng.integers(4, 14))):
+        layer = np.zeros((height, width), np.float32)
+        centre = np.array([rng.uniform(0, width), rng.uniform(0, height)])
+        extent = float(short * rng.uniform(0.03, 0.35))
+        shape = rng.random()
+        if shape < 0.3:
+            x, y = int(centre[0]), int(centre[1])
+            cv2.rectangle(layer, (x, y), (x + int(extent * 1.5), y + int(extent)), 1.0, -1, cv2.LINE_AA)
+        elif shape < 0.55:
+            cv2.circle(layer, tuple(int(c) for c in centre), int(extent), 1.0, -1, cv2.LINE_AA)
+        elif shape < 0.85:
+            cv2.fillPoly(layer, [_random_polygon(rng, centre, extent, int(rng.integers(3, 8)))], 1.0, cv2.LINE_AA)
         else:
-            cv2.circle(image, (x, y), extent // 2, colour, -1, cv2.LINE_AA)
-    image += rng.normal(0.0, 0.04, image.shape).astype(np.float32)
-    image = cv2.GaussianBlur(image, (3, 3), 0.7)
-    return np.clip(image, 0.0, 1.0)
+            end = centre + rng.uniform(-1, 1, 2) * extent * 3
+            cv2.line(layer, tuple(int(c) for c in centre), tuple(int(c) for c in end), 1.0,
+                     max(1, int(rng.integers(1, max(2, short // 40)))), cv2.LINE_AA)
+        if rng.random() < 0.3:  # out of focus
+            layer = cv2.GaussianBlur(layer, (0, 0), float(rng.uniform(1.0, 4.0)))
+        colour = palette[rng.integers(len(palette))] * rng.uniform(0.8, 1.2) + rng.normal(0, 0.05, 3)
+        fill = np.broadcast_to(colour.astype(np.float32), image.shape)
+        if rng.random() < 0.4:  # textured surface
+            fill = fill * (0.75 + 0.5 * _fractal_noise(rng, height, width, 1, octaves=4))
+        image = fill * layer[:, :, None] + image * (1 - layer[:, :, None])
+    if rng.random() < 0.25:  # stripes (blinds, shelves, fabric) across a band
+        period = float(rng.uniform(3, 12))
+        stripes = 0.5 + 0.5 * np.sin((cols * np.cos(angle) + rows * np.sin(angle)) * 2 * np.pi / period)
+        band = _smooth_field(rng, height, width, 1, cells=3)[:, :, 0] > 0.6
+        image = np.where(band[:, :, None], image * (0.7 + 0.3 * stripes[:, :, None]), image)
+    image += rng.normal(0.0, rng.uniform(0.005, 0.03), image.shape).astype(np.float32)
+    sigma = float(rng.uniform(0.3, 1.2))
+    image = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
 def _bezier(p0, p1, p2, steps=24):
@@ -78,20 +153,67 @@ def _bezier(p0, p1, p2, steps=24):
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
 
 
+def _cubic(p0, p1, p2, p3, steps=32):
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t**2 * p2 + t**3 * p3
+
+
+def _coverage_canvas(shape, supersample):
+    return np.zeros((shape[0] * supersample, shape[1] * supersample), np.uint8)
+
+
+def _strand_points(rng, start, direction, length, curl, wave):
+    """Points of one curved strand: a cubic Bézier bending sideways by ``curl`` plus a sinusoidal ``wave``."""
+    normal = np.array([-direction[1], direction[0]])
+    bend1, bend2 = rng.uniform(-curl, curl, 2) * length
+    points = _cubic(start, start + direction * length / 3 + normal * bend1,
+                    start + direction * length * 2 / 3 + normal * bend2,
+                    start + direction * length + normal * rng.uniform(-curl, curl) * length)
+    if wave:
+        t = np.linspace(0.0, 1.0, len(points))[:, None]
+        points = points + normal * np.sin(t * np.pi * rng.uniform(2, 6) + rng.uniform(0, 6.3)) * wave * t
+    return points
+
+
+def _draw_strand_layers(rng, shape, strands, supersample=2, levels=(0.3, 0.55, 0.8, 1.0)):
+    """Coverage (H, W) of many thin strands at several opacities.
+
+    Strands are drawn 1 px wide (anti-aliased) on a ``supersample``× canvas and area-averaged down, so a strand's
+    coverage is fractional (≈ 1/supersample of a pixel); strands of one opacity share a canvas (OpenCV blends
+    anti-aliased lines over what is there, so crossings add up), and the opacity layers combine as
+    ``1 − Π(1 − aᵢ)``.
+
+    Args:
+        strands: list of point arrays (N, 2) in pixel coordinates (x, y).
+    """
+    height, width = shape
+    canvases = [_coverage_canvas(shape, supersample) for _ in levels]
+    scale = supersample * 16  # 4 fractional bits
+    for points in strands:
+        level = int(rng.integers(len(levels)))
+        points = np.clip(points, -width, 2 * width) * scale
+        thickness = 1 if rng.random() < 0.8 else 2
+        cv2.polylines(canvases[level], [points.astype(np.int32)], False, 255, thickness, cv2.LINE_AA, 4)
+    transparency = np.ones((height, width), np.float32)
+    for opacity, canvas in zip(levels, canvases):
+        coverage = cv2.resize(canvas.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_AREA)
+        transparency *= 1.0 - opacity * coverage
+    return np.clip(1.0 - transparency, 0.0, 1.0)
+
+
 def _draw_strands(rng, alpha_canvas, centre, radius, count):
-    """Hair: quadratic Bézier curves 1 px wide (anti-aliased, so coverage is fractional) leaving the head."""
+    """Hair (the earlier single-opacity form, kept for callers): quadratic Bézier curves 1 px wide (anti-aliased)
+    leaving the upper half of a head, combined into ``alpha_canvas`` by maximum."""
     height, width = alpha_canvas.shape
     for _ in range(count):
-        angle = rng.uniform(-np.pi * 0.95, -np.pi * 0.05)  # upper half of the head
+        angle = rng.uniform(-np.pi * 0.95, -np.pi * 0.05)
         direction = np.array([np.cos(angle), np.sin(angle)])
         start = centre + direction * radius * 0.9
         length = radius * rng.uniform(0.4, 1.2)
         bend = np.array([-direction[1], direction[0]]) * length * rng.uniform(-0.6, 0.6)
-        end = start + direction * length + bend * 0.5
-        control = start + direction * length * 0.5 + bend
-        points = _bezier(start, control, end)
-        points = np.clip(points, [0, 0], [width - 1, height - 1]) * 16  # 4 fractional bits
-        strand = np.zeros(alpha_canvas.shape, np.uint8)  # OpenCV anti-aliases only 8-bit canvases
+        points = _bezier(start, start + direction * length * 0.5 + bend, start + direction * length + bend * 0.5)
+        points = np.clip(points, [0, 0], [width - 1, height - 1]) * 16
+        strand = np.zeros(alpha_canvas.shape, np.uint8)
         cv2.polylines(strand, [points.astype(np.int32)], False, int(rng.integers(128, 256)), 1, cv2.LINE_AA, 4)
         np.maximum(alpha_canvas, strand.astype(np.float32) / 255.0, out=alpha_canvas)
 
@@ -104,53 +226,159 @@ def _motion_blur(mask, rng, length):
     return cv2.filter2D(mask, -1, kernel / max(kernel.sum(), 1e-6))
 
 
-def make_foreground(size, rng: np.random.Generator):
-    """A procedural person-like foreground with soft edges, hair strands, a veil and a motion-blurred arm.
+def _over(fgr, pha, colour, coverage):
+    """Layer ``colour`` (H, W, 3) with ``coverage`` (H, W) over the premultiplied-consistent (fgr, pha): the
+    'over' operator, so fgr stays the true colour of what is seen through overlapping translucent layers."""
+    coverage = np.clip(coverage, 0.0, 1.0)
+    new_pha = coverage + pha * (1.0 - coverage)
+    weight = (pha * (1.0 - coverage))[:, :, None]
+    mixed = (colour * coverage[:, :, None] + fgr * weight) / np.maximum(new_pha, 1e-6)[:, :, None]
+    fgr = np.where((new_pha > 1e-6)[:, :, None], mixed, np.where((coverage > 0)[:, :, None], colour, fgr))
+    return fgr.astype(np.float32), new_pha.astype(np.float32)
+
+
+def _textured(rng, height, width, colour, strength=0.25):
+    """A colour with a multi-scale texture (H, W, 3)."""
+    texture = _fractal_noise(rng, height, width, 1, octaves=4) - 0.5
+    tint = _smooth_field(rng, height, width, 3, cells=3) - 0.5
+    return np.clip(colour + texture * strength + tint * 0.1, 0.0, 1.0).astype(np.float32)
+
+
+def _pick_colour(rng, palette, share):
+    """A colour from ``palette`` (slightly varied) with probability ``share``, else a fresh natural colour."""
+    if palette is not None and len(palette) and rng.random() < share:
+        return np.clip(palette[rng.integers(len(palette))] + rng.normal(0, 0.03, 3), 0, 1).astype(np.float32)
+    return natural_colours(rng, 1)[0]
+
+
+def make_foreground(size, rng: np.random.Generator, palette=None):
+    """A procedural person-like foreground with what real mattes have.
+
+    A head and a torso with soft edges and textured skin/clothing; hair of many thin curved strands at several
+    opacities (fractional coverage, crossings, waves); sometimes a fur-like collar (dense short strands along the
+    shoulders); a semi-transparent woven scarf or veil (opacity × weave texture, fringe); a motion-blurred arm and
+    sometimes a whole subject in motion; colour spill (the scene's colour bleeding onto the edges). Colours come from
+    :func:`natural_colours` or, with ``palette``, often from the scene's own colours.
 
     Args:
         size: int or (height, width).
         rng: numpy random generator.
+        palette: optional (k, 3) colours of the background this subject will stand in front of.
     Returns:
         (fgr, pha): fgr float32 (H, W, 3) in [0, 1], defined everywhere (also where pha = 0);
         pha float32 (H, W) in [0, 1] with fully opaque, fractional and zero regions.
     """
     height, width = _size(size)
     short = min(height, width)
-    centre = np.array([width * rng.uniform(0.35, 0.65), height * rng.uniform(0.35, 0.5)])
-    radius = short * rng.uniform(0.13, 0.2)
+    centre = np.array([width * rng.uniform(0.35, 0.65), height * rng.uniform(0.33, 0.5)])
+    radius = short * rng.uniform(0.12, 0.2)
+    share = 0.5 if palette is not None else 0.0
 
-    body = np.zeros((height, width), np.float32)
-    cv2.circle(body, tuple(int(c) for c in centre), int(radius), 1.0, -1, cv2.LINE_AA)
-    shoulders = (int(centre[0]), int(centre[1] + radius * 2.4))
-    cv2.ellipse(body, shoulders, (int(radius * 2.2), int(radius * 1.6)), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
-    body = cv2.GaussianBlur(body, (0, 0), rng.uniform(0.5, 1.2))
+    skin = _textured(rng, height, width, _pick_colour(rng, palette, share * 0.5), 0.15)
+    fgr, pha = skin.copy(), np.zeros((height, width), np.float32)
+    head = np.zeros((height, width), np.float32)
+    cv2.ellipse(head, tuple(int(c) for c in centre), (int(radius * rng.uniform(0.85, 1.0)), int(radius)), 0, 0, 360,
+                1.0, -1, cv2.LINE_AA)
+    head = cv2.GaussianBlur(head, (0, 0), float(rng.uniform(0.5, 1.2)))
+    fgr, pha = _over(fgr, pha, skin, head)
 
-    hair = np.zeros_like(body)
-    _draw_strands(rng, hair, centre, radius, int(rng.integers(25, 60)))
+    torso = np.zeros_like(head)
+    shoulders = np.array([centre[0], centre[1] + radius * rng.uniform(2.2, 2.6)])
+    half_width = radius * rng.uniform(1.8, 2.6)
+    cv2.ellipse(torso, tuple(int(c) for c in shoulders), (int(half_width), int(radius * 1.6)), 0, 0, 360, 1.0, -1,
+                cv2.LINE_AA)
+    cv2.rectangle(torso, (int(shoulders[0] - half_width), int(shoulders[1])),
+                  (int(shoulders[0] + half_width), height + 5), 1.0, -1, cv2.LINE_AA)
+    neck = (int(centre[0] - radius * 0.35), int(centre[1] + radius * 0.5))
+    cv2.rectangle(torso, neck, (int(centre[0] + radius * 0.35), int(shoulders[1])), 1.0, -1)
+    torso = cv2.GaussianBlur(torso, (0, 0), float(rng.uniform(0.5, 1.2)))
+    clothing = _textured(rng, height, width, _pick_colour(rng, palette, share), 0.3)
+    fgr, pha = _over(fgr, pha, clothing, torso)
 
-    veil = np.zeros_like(body)
-    veil_centre = (int(centre[0] + rng.uniform(-1, 1) * radius), int(centre[1] + radius * 1.5))
-    cv2.ellipse(veil, veil_centre, (int(radius * 1.6), int(radius * 0.6)), float(rng.uniform(0, 180)), 0, 360,
-                float(rng.uniform(0.3, 0.6)), -1, cv2.LINE_AA)
-    veil = cv2.GaussianBlur(veil, (0, 0), 1.0)
+    strands = []
+    if rng.random() < 0.45:  # fur-like collar: dense short strands along the shoulder line
+        for _ in range(int(rng.integers(150, 400))):
+            angle = rng.uniform(-np.pi * 0.97, -np.pi * 0.03)
+            direction = np.array([np.cos(angle), np.sin(angle)])
+            start = shoulders + np.array([np.cos(angle) * half_width, np.sin(angle) * radius * 1.6]) * rng.uniform(
+                0.85, 1.0)
+            strands.append(_strand_points(rng, start, direction, radius * rng.uniform(0.08, 0.3), 0.4, 0.0))
+        collar = _draw_strand_layers(rng, (height, width), strands)
+        fur = _textured(rng, height, width, _pick_colour(rng, palette, share), 0.2)
+        fgr, pha = _over(fgr, pha, fur, collar)
 
-    arm = np.zeros_like(body)
+    hair_colour = _pick_colour(rng, palette, share * 0.5) * rng.uniform(0.3, 1.0)
+    hair_fill = _textured(rng, height, width, hair_colour, 0.12)
+    cap = np.zeros_like(head)  # the hair mass on the head, then strands leaving it
+    cv2.ellipse(cap, tuple(int(c) for c in centre), (int(radius * 1.05), int(radius * 1.05)), 0, 180, 360, 1.0, -1,
+                cv2.LINE_AA)
+    cap = cv2.GaussianBlur(cap, (0, 0), 1.0) * (rng.random() < 0.7)
+    fgr, pha = _over(fgr, pha, hair_fill, cap)
+    hair = []
+    long_hair = rng.random() < 0.5
+    for _ in range(int(rng.integers(60, 240))):
+        angle = rng.uniform(-np.pi * 1.05, np.pi * 0.05) if long_hair else rng.uniform(-np.pi * 0.95, -np.pi * 0.05)
+        direction = np.array([np.cos(angle), np.sin(angle)])
+        if long_hair and direction[1] > -0.3:  # long hair falls down the sides
+            direction = np.array([np.sign(direction[0]) * 0.3, 1.0]) / np.hypot(0.3, 1.0)
+        start = centre + np.array([np.cos(angle), np.sin(angle)]) * radius * rng.uniform(0.75, 1.0)
+        length = radius * (rng.uniform(0.8, 2.5) if long_hair else rng.uniform(0.3, 1.2))
+        hair.append(_strand_points(rng, start, direction, length, 0.5, radius * 0.08 * rng.random()))
+    fgr, pha = _over(fgr, pha, hair_fill, _draw_strand_layers(rng, (height, width), hair))
+
+    if rng.random() < 0.8:  # semi-transparent textured fabric: a scarf or a veil with a weave and a fringe
+        fabric = np.zeros_like(head)
+        side = 1 if rng.random() < 0.5 else -1  # over a shoulder's edge: half over the body, half over the scene
+        fabric_centre = (int(shoulders[0] + side * half_width * rng.uniform(0.8, 1.1)),
+                         int(shoulders[1] + radius * rng.uniform(-0.5, 0.8)))
+        axes = (int(radius * rng.uniform(0.8, 1.5)), int(radius * rng.uniform(0.8, 1.6)))
+        cv2.ellipse(fabric, fabric_centre, axes, float(rng.uniform(-30, 30)), 0, 360, 1.0, -1, cv2.LINE_AA)
+        fabric = cv2.GaussianBlur(fabric, (0, 0), float(rng.uniform(0.7, 2.0)))
+        rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+        period = float(rng.uniform(2.5, 6.0))
+        weave = (0.5 + 0.5 * np.sin(cols * 2 * np.pi / period)) * (0.5 + 0.5 * np.sin(rows * 2 * np.pi / period))
+        texture = 0.55 + 0.3 * weave + 0.3 * (_fractal_noise(rng, height, width, 1, octaves=4)[:, :, 0] - 0.5)
+        opacity = float(rng.uniform(0.2, 0.7))
+        coverage = np.clip(fabric * opacity * texture, 0.0, 0.95)
+        fringe = []
+        for _ in range(int(rng.integers(10, 40))):  # loose threads at the lower edge
+            angle = rng.uniform(0.2, np.pi - 0.2)
+            start = np.array(fabric_centre) + np.array([np.cos(angle) * axes[0], np.sin(angle) * axes[1]]) * 0.95
+            fringe.append(_strand_points(rng, start, np.array([0.0, 1.0]), radius * rng.uniform(0.1, 0.4), 0.3, 0.0))
+        coverage = 1.0 - (1.0 - coverage) * (1.0 - opacity * _draw_strand_layers(rng, (height, width), fringe))
+        fabric_fill = _textured(rng, height, width, _pick_colour(rng, palette, share), 0.2)
+        fgr, pha = _over(fgr, pha, fabric_fill, coverage)
+
+    arm = np.zeros_like(head)
     side = 1 if rng.random() < 0.5 else -1
     arm_start = (int(centre[0] + side * radius * 1.5), int(centre[1] + radius * 2.0))
     arm_end = (int(arm_start[0] + side * radius * 1.2), int(arm_start[1] - radius * rng.uniform(0.5, 1.5)))
     cv2.line(arm, arm_start, arm_end, 1.0, max(2, int(radius * 0.35)), cv2.LINE_AA)
     arm = _motion_blur(arm, rng, int(rng.integers(5, 12)))
+    fgr, pha = _over(fgr, pha, _textured(rng, height, width, _pick_colour(rng, palette, share * 0.5), 0.1), arm)
 
-    pha = np.clip(np.maximum.reduce([body, hair, veil, arm]), 0.0, 1.0)
+    if rng.random() < 0.2:  # the whole subject moves: blur colour premultiplied, then un-premultiply
+        length = int(rng.integers(3, max(4, short // 25)))
+        kernel_seed = int(rng.integers(1 << 30))  # one direction for colour and alpha
+        blur = lambda image: _motion_blur(image, np.random.default_rng(kernel_seed), length)  # noqa: E731
+        premultiplied = np.stack([blur(fgr[:, :, c] * pha) for c in range(3)], axis=2)
+        pha = np.clip(blur(pha), 0.0, 1.0)
+        fgr = np.where((pha > 1e-4)[:, :, None], premultiplied / np.maximum(pha, 1e-4)[:, :, None], fgr)
 
-    skin = _smooth_field(rng, height, width, 3, cells=3) * 0.6 + rng.random(3).astype(np.float32) * 0.4
-    fgr = skin.copy()
-    layers = ((hair, rng.random(3) * 0.5), (veil * (body < 0.5), rng.random(3)), (arm, rng.random(3)))
-    for mask, colour in layers:
-        weight = (mask > 0.02)[:, :, None]
-        fgr = np.where(weight, colour.astype(np.float32), fgr)
-    fgr = np.clip(fgr + rng.normal(0.0, 0.02, fgr.shape).astype(np.float32), 0.0, 1.0)
-    return fgr, pha.astype(np.float32)
+    if rng.random() < 0.6:  # colour spill: the scene's light on the subject's translucent and edge pixels
+        spill = _pick_colour(rng, palette, 1.0) if palette is not None else natural_colours(rng, 1)[0]
+        edge = 1.0 - cv2.GaussianBlur(pha, (0, 0), float(rng.uniform(1.0, 3.0)))
+        amount = np.clip(edge * rng.uniform(0.2, 0.6), 0.0, 1.0)[:, :, None]
+        fgr = fgr * (1 - amount) + spill * amount
+
+    fgr = np.clip(fgr + rng.normal(0.0, 0.015, fgr.shape).astype(np.float32), 0.0, 1.0)
+    return fgr.astype(np.float32), np.clip(pha, 0.0, 1.0).astype(np.float32)
+
+
+def background_palette(background: np.ndarray, rng: np.random.Generator, n: int = 6) -> np.ndarray:
+    """``n`` colours (n, 3) sampled from a background's pixels, for :func:`make_foreground`'s ``palette``."""
+    height, width = background.shape[:2]
+    return background[rng.integers(0, height, n), rng.integers(0, width, n)].astype(np.float32)
 
 
 def composite(fgr: np.ndarray, pha: np.ndarray, bgr: np.ndarray) -> np.ndarray:
@@ -240,8 +468,8 @@ def make_clean_plate_pairs(root, n: int, size=64, seed: int = 0) -> list:
     written = []
     for index in range(n):
         rng = item_rng(seed, "plate", index)
-        fgr, pha = make_foreground(size, rng)
         bgr = make_background(size, rng)
+        fgr, pha = make_foreground(size, rng, palette=background_palette(bgr, rng))  # shares the scene's colours
         name = f"{index:04d}.png"
         for folder, image in (("src", composite(fgr, pha, bgr)), ("bgr", bgr), ("pha", pha), ("fgr", fgr)):
             write_image(root / folder / name, image)
