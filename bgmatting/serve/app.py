@@ -26,6 +26,7 @@ from bgmatting.serve.matting import guide_kind, matte_and_store
 from bgmatting.serve.middleware import BodyGuard, TokenAuth
 from bgmatting.serve.paths import shown
 from bgmatting.serve.settings import ServeSettings
+from bgmatting.serve.status import status as status_facts
 from bgmatting.serve.storage import ResultStore, display_name
 from bgmatting.serve.uploads import check_byte_size, check_image
 from bgmatting.serve.worker import ModelWorker
@@ -102,6 +103,13 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
                                 max_batch_files=settings.max_batch_files,
                                 disk_budget_bytes=settings.disk_budget_bytes),
                     batch_folders=settings.batch_root is not None)
+
+    @app.get("/api/status", tags=["service"])
+    def status() -> dict:
+        """The status tab: the loaded model (kind, checkpoint, settings, provenance), the runtime and its threads,
+        library versions, the device, and a summary of the batches run (total, succeeded, failed, mean seconds per
+        image)."""
+        return status_facts(worker.model, model_info, settings.random_weights, jobs.summary())
 
     @app.post("/api/matte", tags=["matting"], response_class=FileResponse, responses={200: PNG})
     async def matte(src: UploadFile = File(..., description="the photo"),

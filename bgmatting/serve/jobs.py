@@ -29,7 +29,7 @@ class Job:
 
     Attributes:
         status: ``queued`` → ``running`` → ``done`` (or ``failed`` if the batch as a whole could not run).
-        total, done: item counts; ``results``: ``[{"name", "id"}]``; ``errors``: ``[{"name", "error"}]``.
+        total, done: item counts; ``results``: ``[{"name", "id", "seconds"}]``; ``errors``: ``[{"name", "error"}]``.
     """
 
     def __init__(self, items, source: str, align: bool, cleanup):
@@ -46,8 +46,24 @@ class Job:
                     progress=self.done / self.total if self.total else 1.0, error=self.error,
                     results=[dict(r, links={k: f"/api/results/{r['id']}/{k}.png" for k in ("com", "pha", "thumb")})
                              for r in self.results],
-                    errors=list(self.errors),
+                    errors=list(self.errors), summary=self.summary(),
                     archive=f"/api/jobs/{self.id}/archive" if self.status == "done" and self.results else None)
+
+
+    def summary(self) -> dict:
+        """Total, succeeded, failed and mean seconds per matted image (None before the first), as the batch tab
+        shows it."""
+        seconds = [r["seconds"] for r in list(self.results) if "seconds" in r]
+        return dict(total=self.total, succeeded=len(self.results), failed=len(self.errors),
+                    mean_seconds=sum(seconds) / len(seconds) if seconds else None)
+
+
+def summarise(jobs) -> dict:
+    """The summary over several jobs (the status tab's): jobs, images, succeeded, failed, mean seconds per image."""
+    seconds = [r["seconds"] for job in jobs for r in list(job.results) if "seconds" in r]
+    return dict(jobs=len(jobs), total=sum(job.total for job in jobs),
+                succeeded=sum(len(job.results) for job in jobs), failed=sum(len(job.errors) for job in jobs),
+                mean_seconds=sum(seconds) / len(seconds) if seconds else None)
 
 
 class JobManager:
@@ -106,6 +122,12 @@ class JobManager:
         self.store.unpin(job_id)
         return path
 
+    def summary(self) -> dict:
+        """:func:`summarise` over the jobs kept (the newest :data:`MAX_JOBS_KEPT`)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return summarise(jobs)
+
     def shutdown(self):
         """Stop after the running item; queued jobs are dropped."""
         self._runner.shutdown(wait=False, cancel_futures=True)
@@ -124,7 +146,9 @@ class JobManager:
         try:
             for item in job.items:
                 try:
-                    job.results.append(dict(name=item.name, id=self._item(job, item)))
+                    start = time.perf_counter()
+                    result_id = self._item(job, item)
+                    job.results.append(dict(name=item.name, id=result_id, seconds=time.perf_counter() - start))
                 except ApiError as error:
                     job.errors.append(dict(name=item.name, error=error.detail))
                 except OSError as error:

@@ -1,4 +1,5 @@
-// bgmatting web page: single photo, batch with progress, history. Talks only to this server's /api.
+// bgmatting web page: single photo, batch with progress and summary, history, server status. Talks only to this
+// server's /api.
 "use strict";
 const $ = (id) => document.getElementById(id);
 let guide = "bgr";
@@ -11,6 +12,39 @@ function showPanel(name) {
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.panel === name));
   document.querySelectorAll(".panel").forEach((p) => { p.hidden = p.id !== name; });
   if (name === "history") loadHistory();
+  if (name === "server") loadStatus();
+}
+
+function summaryText(summary) {
+  const mean = summary.mean_seconds === null ? "" : `, ${summary.mean_seconds.toFixed(2)} s per image`;
+  return `${summary.total} image(s): ${summary.succeeded} succeeded, ${summary.failed} failed${mean}`;
+}
+
+async function loadStatus() {
+  const response = await fetch("/api/status");
+  if (!response.ok) return;
+  const s = await response.json();
+  const options = Object.entries(s.model.options).map(([k, v]) => `${k}=${v}`).join(", ");
+  const versions = Object.entries(s.versions).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(" · ");
+  const rows = [
+    ["model", "Model", s.model.kind + (s.model.random_weights ? " (random weights)" : "")],
+    ["checkpoint", "Checkpoint", s.model.checkpoint || "none"],
+    ["settings", "Settings", options],
+    ["provenance", "Provenance", s.model.provenance ? JSON.stringify(s.model.provenance) : "—"],
+    ["runtime", "Runtime", s.runtime.backend],
+    ["threads", "Threads", `${s.runtime.omp_num_threads || "all"} of ${s.runtime.cpu_count} CPUs`],
+    ["device", "Device", s.runtime.device || "?"],
+    ["versions", "Versions", versions],
+    ["batches", "Batches", `${s.batches.jobs} job(s), ${summaryText(s.batches)}`],
+  ];
+  $("server-facts").replaceChildren(...rows.map(([key, label, value]) => {
+    const row = document.createElement("tr");
+    row.dataset.fact = key;
+    row.append(document.createElement("th"), document.createElement("td"));
+    row.children[0].textContent = label;
+    row.children[1].textContent = value;
+    return row;
+  }));
 }
 
 function card(item, link) {
@@ -72,6 +106,7 @@ async function pollJob(url) {
     const li = document.createElement("li"); li.textContent = `${e.name}: ${e.error}`; return li;
   }));
   $("batch-results").replaceChildren(...job.results.map((r) => card(r, r.links.com)));
+  $("batch-summary").textContent = summaryText(job.summary);
   if (job.archive) { $("batch-download").href = job.archive; $("batch-download").hidden = false; }
   if (job.status === "queued" || job.status === "running") setTimeout(() => pollJob(url).catch(batchError), 500);
 }
@@ -110,6 +145,7 @@ async function init() {
   $("matte-form").addEventListener("submit", matte);
   $("batch-form").addEventListener("submit", startBatch);
   $("history-refresh").addEventListener("click", loadHistory);
+  $("server-refresh").addEventListener("click", loadStatus);
   const health = await (await fetch("/healthz")).json();
   guide = health.model.guide;
   $("guide-label").textContent = guide === "bgr" ? "Clean plate" : "Trimap";
