@@ -32,7 +32,7 @@ setup() {
     "$VENV/bin/pip" install -q -r requirements.txt
     "$VENV/bin/pip" install -q --no-deps -r requirements-nodeps.txt
     "$VENV/bin/pip" install -q -r requirements-dev.txt
-    "$VENV/bin/python" -c "import paddle, paddleseg, cv2, numpy, torch, torchvision, BackgroundMattingV2, transformers, onnxruntime, paddle2onnx, fastapi, PIL, httpx, selenium" \
+    "$VENV/bin/python" -c "import paddle, paddleseg, cv2, numpy, torch, torchvision, BackgroundMattingV2, transformers, onnxruntime, paddle2onnx, fastapi, fastapi_offline, PIL, httpx, selenium" \
       2>/dev/null || { echo "setup: the installed packages do not import together" >&2; exit 1; }
     touch "$VENV/.complete"
     echo "setup took $((SECONDS - start)) s"

@@ -1,5 +1,8 @@
 """The FastAPI application: HTTP API, OpenAPI description (``/openapi.json``, ``/docs``) and the web page.
 
+``/docs`` (Swagger UI) and ``/redoc`` load with no network: their scripts and styles come from the installed
+``fastapi-offline`` package (served under ``/static-offline-docs``), not from a CDN.
+
 Every model call goes through the one :class:`~bgmatting.serve.worker.ModelWorker`; handlers only check
 inputs and wait. Refusals are ``{"detail": "<one line>"}`` with a 4xx status (503 when the queue or the disk
 budget of queued batches is full). The middleware (middleware.py) checks the optional token and cuts off
@@ -17,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from bgmatting.serve.batch_inputs import confine, extract_archive, pair_items
 from bgmatting.serve.budget import DiskBudget, Reservation
@@ -73,7 +77,7 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
         jobs.shutdown()
         worker.shutdown()
 
-    app = FastAPI(title="bgmatting", version="1.0", lifespan=lifespan,
+    app = FastAPIOffline(title="bgmatting", version="1.0", lifespan=lifespan,
                   description="Background matting of photos with a clean plate (BackgroundMattingV2) or a "
                               "trimap: single images, batches, history. One model per process; requests queue.")
     app.add_middleware(BodyGuard, settings=settings)
