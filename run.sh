@@ -3,6 +3,7 @@
 #   ./run.sh setup            make/refresh the virtualenv (cached outside the clone, keyed by the requirement files)
 #   ./run.sh test [pytest args]
 #   ./run.sh stage1 | stage2 | stage3 | vitmatte          the training stages (see README.md)
+#   ./run.sh reference [--smoke] [--study]  the reference run on synthetic data (~40 min on 2 CPU cores) → output/reference/
 #   ./run.sh TOOL [args]   any `bgmatting` subcommand in the venv, e.g. ./run.sh predict --help, ./run.sh convert …:
 #                          predict eval train convert export serve benchmark demo make-synthetic webcam
 #                          inference-images inference-video (the process becomes the tool: `exec`, so its PID is
@@ -58,8 +59,9 @@ case "$cmd" in
         PY -m pytest -q "$@" ;;
   stage1|stage2|stage3) ensure; PY "stages/$cmd.py" "$@" ;;
   vitmatte) ensure; PY stages/vitmatte.py "$@" ;;
+  reference) ensure; cd "$CALLER"; PY "$ROOT/stages/reference.py" "$@" ;;
   predict|eval|train|convert|export|serve|benchmark|demo|make-synthetic|webcam|inference-images|inference-video)
         ensure; cd "$CALLER"; PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" -m bgmatting "$cmd" "$@" ;;
-  help|-h|--help) sed -n '2,9p' "$0" ;;
+  help|-h|--help) sed -n '2,10p' "$0" ;;
   *) echo "run.sh: unknown command '$cmd' (try ./run.sh help)" >&2; exit 2 ;;
 esac

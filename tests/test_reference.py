@@ -1,0 +1,87 @@
+"""The reference run (stages/reference.py): its configs are the official recipe scaled down, its smoke version runs
+end to end and resumes, the study runs its variants, and the imperfect plates are what they claim."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bgmatting.config import load_config
+
+pytestmark = pytest.mark.filterwarnings("ignore:When training, we now always track global mean")
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = [sys.executable, str(ROOT / "stages" / "reference.py")]
+
+
+def _config(name, official):
+    from bgmatting.engine import trainer  # noqa: F401  (registers train.image_interval)
+
+    return load_config(ROOT / "configs" / "bgmv2" / name), load_config(ROOT / "configs" / "bgmv2" / official)
+
+
+def test_configs_are_the_official_recipe_at_one_scale():
+    base, official_base = _config("reference_base.yaml", "base_resnet50_videomatte240k.yaml")
+    refine, official_refine = _config("reference_refine.yaml", "refine_resnet50_videomatte240k.yaml")
+    for ours, official in ((base, official_base), (refine, official_refine)):
+        assert ours["model"]["backbone"] == "mobilenetv2"
+        assert ours["train"]["lr"] == official["train"]["lr"]
+        assert ours["augment"] == official["augment"] and ours["loss"] == official["loss"]
+        assert ours["model"]["type"] == official["model"]["type"]
+        assert ours["train"]["batch_size"] == official["train"]["batch_size"]
+        assert ours["train"]["image_interval"] > 0
+    assert refine["model"]["backbone_scale"] == official_refine["model"]["backbone_scale"] == 0.25
+    # stage 1 sees the scenes as stage 2's base does: stage-2 sizes × backbone_scale
+    scale = refine["model"]["backbone_scale"]
+    assert base["data"]["resolution"] == refine["data"]["resolution"] * scale
+    assert base["data"]["crop"]["min"] == refine["data"]["crop"]["min"] * scale
+    assert 256 <= refine["data"]["crop"]["min"] and refine["data"]["crop"]["max"] <= 385
+
+
+def test_imperfect_plates_are_shifted_noisy_and_brighter():
+    sys.path.insert(0, str(ROOT / "stages"))
+    from reference import ShiftNoiseExposure
+
+    from bgmatting.engine.evaluator import EvalSample
+
+    rng = np.random.default_rng(0)
+    plate = (rng.random((32, 32, 3)) * 150 + 50).astype(np.uint8)
+    sample = EvalSample(name="x", pha=np.zeros((32, 32), np.float32), trimap=None, src=plate.copy(), bgr=plate.copy())
+    imperfect = ShiftNoiseExposure([sample], shift=2, noise=0.02, exposure=1.08, seed=3)
+    first, again = imperfect[0], imperfect[0]
+    assert np.array_equal(first.bgr, again.bgr) and np.array_equal(first.src, again.src)
+    assert first.bgr.mean() / plate.mean() == pytest.approx(1.08, abs=0.02)
+    assert 2 < np.abs(first.src.astype(int) - plate).mean() < 10  # noise σ 0.02 ≈ 5 levels
+    assert np.abs(first.bgr.astype(int) - first.src).mean() > np.abs(first.src.astype(int) - plate).mean()
+
+
+def test_smoke_run_writes_results_pictures_models_and_resumes(tmp_path):
+    done = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["means"]) == 3 and all(len(methods) == 4 for methods in results["means"].values())
+    assert all(row["sad"] >= 0 for methods in results["means"].values() for row in methods.values())
+    for name in ("results.md", "reference.png", "loss_curves.png", "timings.json", "models/stage1_base/model.yaml",
+                 "models/stage2_refine/model.yaml", "models/stage2_refine/model.pdparams"):
+        assert (tmp_path / name).is_file(), name
+    assert "÷ diff." in (tmp_path / "results.md").read_text()
+    assert "kind: mattingrefine" in (tmp_path / "models" / "stage2_refine" / "model.yaml").read_text()
+    assert any((tmp_path / "stage2" / "vdl").iterdir())
+    losses = (tmp_path / "stage2" / "losses.csv").read_text()
+    again = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "stage2" / "losses.csv").read_text() == losses  # finished stages are reused, not retrained
+
+    study = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path), "--study", "--variants",
+                                        "lr_x4,images_50"], capture_output=True, text=True)
+    assert study.returncode == 0, study.stderr[-3000:]
+    rows = json.loads((tmp_path / "study.json").read_text())["rows"]
+    assert {row["variant"] for row in rows} == {"iterations", "lr_x4", "images_50"}
+    assert "0.0002" in (tmp_path / "study" / "lr_x4" / "config.yaml").read_text()  # backbone 5e-5 × 4
+
+
+def test_unknown_study_variant_is_refused(tmp_path):
+    done = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path), "--study", "--variants", "nope"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown --variants nope" in done.stderr
