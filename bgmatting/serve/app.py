@@ -33,9 +33,11 @@ from bgmatting.serve.settings import ServeSettings
 from bgmatting.serve.status import status as status_facts
 from bgmatting.serve.storage import ResultStore, display_name
 from bgmatting.serve.uploads import check_byte_size, check_image
+from bgmatting.serve.videos import VIDEO_OUTPUTS, VideoJobManager
 from bgmatting.serve.worker import ModelWorker
 
 STATIC = Path(__file__).parent / "static"
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 PNG = {"content": {"image/png": {}}, "description": "the requested output as a PNG"}
 
 
@@ -70,11 +72,13 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
     shutil.rmtree(uploads_dir, ignore_errors=True)  # leftovers of a killed run
     uploads_dir.mkdir(parents=True)
     guide = guide_kind(worker.model)
+    videos = VideoJobManager(worker, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
         jobs.shutdown()
+        videos.shutdown()
         worker.shutdown()
 
     app = FastAPIOffline(title="bgmatting", version="1.0", lifespan=lifespan,
@@ -176,6 +180,58 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
         return FileResponse(jobs.download(job_id), media_type="application/zip",
                             filename=f"cutouts-{job_id[:8]}.zip")
 
+    @app.post("/api/video", tags=["video"], status_code=202)
+    async def video(video: UploadFile = File(..., description="the clip (mp4, mov, avi, mkv, webm, m4v)"),
+                    bgr: Optional[UploadFile] = File(None, description="its clean plate; omit it (or send "
+                                                                       "plate=auto) to estimate the plate from the "
+                                                                       "clip (a temporal median: the subject must "
+                                                                       "move)"),
+                    plate: Literal["file", "auto"] = Form("file", description="auto: ignore bgr, estimate the plate"),
+                    align: bool = Form(False, description="warp a hand-held plate onto every frame")) -> dict:
+        """Start matting a video; answers the job id. Poll ``GET /api/videos/{id}`` for progress; when done it
+        links ``com.mp4`` (the subject on the official green), ``pha.mp4`` (alpha) and, for an estimated plate,
+        ``plate.png``."""
+        if guide != "bgr":
+            raise ApiError(422, "videos need a clean-plate model; this server's model takes a trimap")
+        suffix = Path(video.filename or "").suffix.lower()
+        if suffix not in VIDEO_SUFFIXES:
+            raise ApiError(415, f"video: {display_name(video.filename)} is not one of "
+                                f"{', '.join(sorted(VIDEO_SUFFIXES))}")
+        plate_bytes = None
+        if plate == "file":
+            if bgr is None:
+                raise ApiError(422, "field 'bgr' is required (or send plate=auto to estimate it from the clip)")
+            plate_bytes = await _read_image(bgr, "bgr", settings)
+        workdir = uploads_dir / uuid.uuid4().hex
+        reservation = None
+        try:
+            reservation = await run_in_threadpool(_save_video, video, workdir / f"clip{suffix}", settings, budget)
+            job = videos.start(workdir / f"clip{suffix}", plate_bytes, align, display_name(video.filename),
+                               cleanup=lambda: _discard(workdir, reservation))
+        except BaseException:
+            _discard(workdir, reservation)
+            raise
+        return dict(job_id=job.id, url=f"/api/videos/{job.id}")
+
+    @app.get("/api/videos/{job_id}", tags=["video"])
+    def video_status(job_id: str) -> dict:
+        """Progress of a video job (frames done of total) and, when done, the links of its results."""
+        return videos.get(job_id).describe()
+
+    @app.get("/api/videos/{job_id}/{kind}.mp4", tags=["video"], response_class=FileResponse,
+             responses={200: {"content": {"video/mp4": {}}}})
+    def video_file(job_id: str, kind: str, download: bool = False):
+        """One result video of a finished job: com (composite on green) or pha (alpha)."""
+        if kind not in VIDEO_OUTPUTS:
+            raise ApiError(404, f"no output {kind!r}; choose {' or '.join(VIDEO_OUTPUTS)}")
+        return FileResponse(videos.output(job_id, f"{kind}.mp4"), media_type="video/mp4",
+                            filename=f"{kind}-{job_id[:8]}.mp4" if download else None)
+
+    @app.get("/api/videos/{job_id}/plate.png", tags=["video"], response_class=FileResponse, responses={200: PNG})
+    def video_plate(job_id: str):
+        """The plate estimated from the clip (jobs started with plate=auto)."""
+        return FileResponse(videos.output(job_id, "plate.png"), media_type="image/png")
+
     @app.get("/api/history", tags=["results"])
     def history(limit: int = Query(20, ge=1, le=200, description="how many of the newest results")) -> dict:
         """Recent results, newest first, with thumbnail and output links."""
@@ -226,6 +282,24 @@ def _unpack(upload: UploadFile, workdir: Path, settings: ServeSettings, budget: 
                                   reserve=lambda unpacked: reservation.resize(size + unpacked))
         archive.unlink()
         reservation.resize(written)
+    except BaseException:
+        reservation.release()
+        raise
+    return reservation
+
+
+def _save_video(upload: UploadFile, path: Path, settings: ServeSettings, budget: DiskBudget) -> Reservation:
+    """Copy an uploaded video to ``path``, holding its size in the disk budget (ApiError 413 / 503)."""
+    upload.file.seek(0, 2)
+    size = upload.file.tell()
+    if size > settings.max_archive_bytes:
+        raise ApiError(413, f"video: file is larger than {settings.max_archive_bytes / 1e6:g} MB")
+    reservation = budget.reserve(size)
+    try:
+        path.parent.mkdir(parents=True)
+        upload.file.seek(0)
+        with open(path, "wb") as sink:
+            shutil.copyfileobj(upload.file, sink, 1 << 20)
     except BaseException:
         reservation.release()
         raise

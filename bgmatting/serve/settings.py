@@ -16,7 +16,8 @@ class ServeSettings:
         max_upload_bytes: largest accepted uploaded image, per file.
         max_pixels: largest accepted image area (width × height), checked from the header before decoding.
         max_queue: model calls waiting or running at once; more get 503 (memory stays bounded).
-        max_archive_bytes: largest accepted zip upload (compressed) and largest total it may unpack to.
+        max_archive_bytes: largest accepted zip upload (compressed) and largest total it may unpack to; also the
+            largest video upload.
         max_batch_files: most images one batch may hold.
         keep_results: results kept on disk; the oldest are deleted beyond this (not those of a batch job until
             its zip is downloaded or a day has passed).
@@ -41,7 +42,10 @@ class ServeSettings:
     random_weights: bool = False
 
     def request_body_limit(self, path: str) -> int:
-        """Largest request body accepted on ``path``: an archive for /api/batch, three images otherwise."""
+        """Largest request body accepted on ``path``: an archive for /api/batch, a video and its plate for
+        /api/video, three images otherwise."""
         if path.rstrip("/") == "/api/batch":
             return self.max_archive_bytes + MB
+        if path.rstrip("/") == "/api/video":
+            return self.max_archive_bytes + self.max_upload_bytes + MB
         return 3 * self.max_upload_bytes + MB

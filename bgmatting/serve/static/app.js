@@ -131,6 +131,48 @@ async function startBatch(event) {
   } catch (error) { batchError(error); }
 }
 
+async function pollVideo(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(await errorText(response));
+  const job = await response.json();
+  $("video-progress").value = job.progress;
+  const phase = job.phase === "plate" ? "estimating the plate" : `${job.done} / ${job.total || "?"} frames`;
+  $("video-text").textContent = job.status === "failed" ? `Error: ${job.error}` : `${phase} (${job.status})`;
+  $("video-text").className = job.status === "failed" ? "error" : "";
+  if (job.status === "done") {
+    $("video-text").textContent = `${job.done} frames done in ${job.seconds.toFixed(1)} s`;
+    $("video-download-com").href = job.links.com + "?download=true";
+    $("video-download-pha").href = job.links.pha + "?download=true";
+    $("video-download-com").hidden = false; $("video-download-pha").hidden = false;
+    if (job.links.plate) { $("video-plate-link").href = job.links.plate; $("video-plate-link").hidden = false; }
+    $("video-view").src = job.links.com; $("video-view").hidden = false;
+  }
+  if (job.status === "queued" || job.status === "running") setTimeout(() => pollVideo(url).catch(videoError), 500);
+}
+
+function videoError(error) {
+  $("video-text").textContent = `Error: ${error.message}`;
+  $("video-text").className = "error";
+}
+
+async function startVideo(event) {
+  event.preventDefault();
+  const form = new FormData();
+  form.append("video", $("video-file").files[0]);
+  const auto = $("video-auto").checked;
+  form.append("plate", auto ? "auto" : "file");
+  if (!auto && $("video-plate").files.length) form.append("bgr", $("video-plate").files[0]);
+  form.append("align", $("video-align").checked ? "true" : "false");
+  $("video-job").hidden = false; $("video-progress").value = 0; $("video-text").className = "";
+  ["video-download-com", "video-download-pha", "video-plate-link", "video-view"].forEach((id) => { $(id).hidden = true; });
+  $("video-text").textContent = "Uploading…";
+  try {
+    const response = await fetch("/api/video", { method: "POST", body: form });
+    if (!response.ok) throw new Error(await errorText(response));
+    await pollVideo((await response.json()).url);
+  } catch (error) { videoError(error); }
+}
+
 async function loadHistory() {
   const response = await fetch("/api/history?limit=50");
   if (!response.ok) return;
@@ -144,6 +186,8 @@ async function init() {
   document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => showPanel(t.dataset.panel)));
   $("matte-form").addEventListener("submit", matte);
   $("batch-form").addEventListener("submit", startBatch);
+  $("video-form").addEventListener("submit", startVideo);
+  $("video-auto").addEventListener("change", () => { $("video-plate").disabled = $("video-auto").checked; });
   $("history-refresh").addEventListener("click", loadHistory);
   $("server-refresh").addEventListener("click", loadStatus);
   const health = await (await fetch("/healthz")).json();
@@ -153,6 +197,7 @@ async function init() {
   $("batch-guide-text").textContent = guide === "bgr" ? "clean plates" : "trimaps";
   $("align").parentElement.hidden = guide !== "bgr";
   $("batch-align").parentElement.hidden = guide !== "bgr";
+  $("tab-video").hidden = guide !== "bgr";  // videos need a clean-plate model
   $("folder-label").hidden = !health.batch_folders;
   $("random-warning").hidden = !health.model.random_weights;
   $("model-info").textContent = `${health.model.model_type} · ${health.model.backbone}`;
