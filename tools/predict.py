@@ -47,7 +47,9 @@ from bgmatting.errors import UserError, cli_main  # noqa: E402
 from bgmatting.cli_help import HelpFormatter  # noqa: E402
 from bgmatting.pipeline.extras import check_guide_outputs, with_guide_outputs  # noqa: E402
 from bgmatting.pipeline.output_dir import OutputFolder  # noqa: E402
-from bgmatting.pipeline.outputs import DEFAULT_VIDEO_BGR, PLATE_FILE, OutputSink, TargetBackground  # noqa: E402
+from bgmatting.data.video import DEFAULT_CRF, VIDEO_FORMATS  # noqa: E402
+from bgmatting.pipeline.outputs import (DEFAULT_VIDEO_BGR, FORMAT_ALIASES, OUTPUT_FORMATS, PLATE_FILE,  # noqa: E402
+                                        OutputSink, TargetBackground, needs_background)
 from bgmatting.pipeline.pairing import (PlateInput, check_pairing, check_sizes, estimate_source_plate,  # noqa: E402
                                         frame_pairs)
 from bgmatting.pipeline.render import OUTPUT_TYPES  # noqa: E402
@@ -87,8 +89,14 @@ def build_parser():
                     help="com: RGBA cut-out (or composite on --target-bgr), pha: alpha, fgr: foreground, err: error "
                          "map, ref: refined patches, trimap: the trimap used (vitmatte; the cascade's automatic one), "
                          "bgr: the plate as the model saw it (aligned, resized or estimated)")
-    io.add_argument("--output-format", choices=["video", "png", "jpg"],
-                    help="default: video for a video --src, png otherwise")
+    io.add_argument("--output-format", choices=[*OUTPUT_FORMATS, *FORMAT_ALIASES],
+                    help="mp4: H.264; mp4-hevc: HEVC; mov-prores4444: ProRes 4444, 'com' with alpha (editors); "
+                         "webm-alpha: VP9 with alpha (web); png/jpg: image sequences (video = mp4). Videos keep the "
+                         "source's timestamps, colour tags and audio. Default: mp4 for a video --src, png otherwise")
+    io.add_argument("--crf", type=int, default=DEFAULT_CRF,
+                    help=f"quality of mp4/mp4-hevc/webm-alpha, 0 (lossless) to 51; default {DEFAULT_CRF}")
+    io.add_argument("--pha-depth", type=int, default=8, choices=[8, 16],
+                    help="16: 'pha' as 16-bit PNGs (with --output-format png)")
     io.add_argument("--target-bgr",
                     help="composite 'com' onto this: a colour R,G,B, an image, or a video (default for video "
                          "output: the official green; for image output 'com' is an RGBA PNG)")
@@ -132,12 +140,18 @@ def check_model_inputs(args, settings):
 
 
 def resolve_output_format(args, src):
-    """``--output-format``, defaulting to video for a video ``--src`` and png otherwise."""
-    if args.output_format is None:
-        return "video" if src.kind == "video" else "png"
-    if args.output_format == "video" and src.kind != "video":
-        raise UserError(f"--output-format video needs a video --src; {args.src} is a {src.kind}")
-    return args.output_format
+    """``--output-format``, defaulting to mp4 for a video ``--src`` and png otherwise (checked with ``--crf`` and
+    ``--pha-depth``)."""
+    output_format = FORMAT_ALIASES.get(args.output_format, args.output_format)
+    if output_format is None:
+        output_format = "mp4" if src.kind == "video" else "png"
+    if output_format in VIDEO_FORMATS and src.kind != "video":
+        raise UserError(f"--output-format {args.output_format} needs a video --src; {args.src} is a {src.kind}")
+    if not 0 <= args.crf <= 51:
+        raise UserError(f"--crf must be 0 (lossless) to 51, got {args.crf}")
+    if args.pha_depth == 16 and output_format != "png":
+        raise UserError(f"--pha-depth 16 writes 16-bit PNGs: add --output-format png (not {output_format})")
+    return output_format
 
 
 class Guide(NamedTuple):
@@ -182,6 +196,9 @@ def print_report(report, src, output_types, output):
     if src.kind == "video" and src.frames_seen is not None and src.frames_seen < len(src):
         print(f"warning: --src ended after frame {src.frames_seen} of the {len(src)} its header announces "
               "(damaged or truncated video)", file=sys.stderr)
+    if src.kind == "video":
+        print(f"--src: decoded {src.decoded} frame(s) with {'PyAV' if src.backend == 'pyav' else 'OpenCV'}; "
+              f"{report.timing_line()}", file=sys.stderr)
     print(f"wrote {', '.join(output_types)} for {report.written} frame(s) to {output}")
 
 
@@ -199,7 +216,7 @@ def predict(args):
         raise UserError(f"--cpu-threads must be >= 1, got {args.cpu_threads}")
     src = open_source(args.src, "--src")
     args.output_format = resolve_output_format(args, src)
-    target = args.target_bgr or (DEFAULT_VIDEO_BGR if args.output_format == "video" else None)
+    target = args.target_bgr or (DEFAULT_VIDEO_BGR if needs_background(args.output_format) else None)
     target = TargetBackground(target) if target else None
     output = OutputFolder(args.output_dir, args.y)
     settings = settings_from_args(args)  # imports Paddle: after the cheap checks
@@ -208,7 +225,8 @@ def predict(args):
     guide = load_guide(args, src, settings.kind)
     predictor = Predictor.from_args(args, settings=settings, backend=args.backend, cpu_threads=args.cpu_threads)
     predictor = with_guide_outputs(predictor, args.output_types, args.clamp_known)  # + trimap/bgr, --clamp-known
-    sink = OutputSink(args.output_types, args.output_format, src.fps, target)
+    sink = OutputSink(args.output_types, args.output_format, src.fps, target, crf=args.crf, pha_depth=args.pha_depth,
+                      timing=src if src.kind == "video" else None)  # timestamps, colour tags and audio of --src
     with output as staging:
         for folder in output.removed:
             print(f"removed {folder.name}, left by a run that was killed", file=sys.stderr)

@@ -1,27 +1,40 @@
 """Where a run's outputs go: the background ``com`` is composited onto, and the sink writing each frame's images.
 
 Layout of an output folder (names as :mod:`bgmatting.data.video` gives them):
-``TYPE/NAME.png|jpg`` per output type for image output (``com`` cut-outs are RGBA PNGs whatever the format), or
-``TYPE.mp4`` for video output, plus ``plate.png`` when the plate was estimated (``--bgr auto``).
+``TYPE/NAME.png|jpg`` per output type for image output (``com`` cut-outs are RGBA PNGs whatever the format;
+``--pha-depth 16``: ``pha`` as 16-bit PNGs), or ``TYPE.mp4|mov|webm`` for video output
+(:data:`~bgmatting.data.video.VIDEO_FORMATS`: timestamps, colour tags and audio of the source kept), plus
+``plate.png`` when the plate was estimated (``--bgr auto``).
 
 Example:
-    >>> sink = OutputSink(("com", "pha"), "png", fps=None, target=TargetBackground("0,255,0"))
+    >>> sink = OutputSink(("com", "pha"), "png", target=TargetBackground("0,255,0"))
     >>> sink.open(folder); sink.write("0001", sink.render(result)); sink.close()
+    >>> sink = OutputSink(("com",), "mov-prores4444", timing=source)   # RGBA ProRes 4444 with the source's audio
 """
 import re
 
 import cv2
 import numpy as np
 
-from bgmatting.data.io import write_image
-from bgmatting.data.video import VideoWriter, open_source
+from bgmatting.data.io import atomic_path, write_image
+from bgmatting.data.video import ALPHA_FORMATS, DEFAULT_CRF, VIDEO_FORMATS, VideoEncoder, open_source
 from bgmatting.errors import UserError
 from bgmatting.pipeline.render import OUTPUT_TYPES, render
 
 DEFAULT_VIDEO_BGR = "120,255,155"  # the official inference_video.py's flat green
 PLATE_FILE = "plate.png"
+IMAGE_FORMATS = ("png", "jpg")
+#: every ``--output-format``; ``video`` is the earlier name of ``mp4``
+OUTPUT_FORMATS = (*VIDEO_FORMATS, *IMAGE_FORMATS)
+FORMAT_ALIASES = {"video": "mp4"}
 #: every name a run writes at the top of its folder (only folders holding nothing else may be replaced)
-OUTPUT_NAMES = frozenset(OUTPUT_TYPES) | {f"{kind}.mp4" for kind in OUTPUT_TYPES} | {PLATE_FILE}
+OUTPUT_NAMES = frozenset(OUTPUT_TYPES) | {f"{kind}{ext}" for kind in OUTPUT_TYPES for ext in VIDEO_FORMATS.values()} \
+    | {PLATE_FILE}
+
+
+def needs_background(output_format: str) -> bool:
+    """True for video formats whose ``com`` cannot carry transparency (composited onto a background instead)."""
+    return output_format in VIDEO_FORMATS and output_format not in ALPHA_FORMATS
 
 
 class TargetBackground:
@@ -67,15 +80,26 @@ class OutputSink:
     """Renders and writes the requested outputs of each frame, as images or as one video per output type.
 
     Args:
-        types: output types (see :mod:`bgmatting.pipeline.render`); output_format: ``png``, ``jpg`` or ``video``;
-        fps: frames per second of video output; target: a :class:`TargetBackground` for ``com``, or None for the
-        RGBA cut-out.
+        types: output types (see :mod:`bgmatting.pipeline.render`); output_format: one of :data:`OUTPUT_FORMATS`
+        (or ``video`` = ``mp4``); fps: frame rate of video output without ``timing``; target: a
+        :class:`TargetBackground` for ``com``, or None for the RGBA cut-out (image and alpha video formats).
+        timing: the video source (:class:`bgmatting.data.video.VideoSource`) whose timestamps, colour tags and audio
+        the videos keep. crf: video quality (0 = lossless). pha_depth: 8, or 16 for 16-bit PNG ``pha``.
     Attributes:
-        written: frames written so far.
+        written: frames written so far. videos: output type → its :class:`~bgmatting.data.video.VideoEncoder`.
     """
 
-    def __init__(self, types, output_format: str, fps=None, target: TargetBackground = None):
+    def __init__(self, types, output_format: str, fps=None, target: TargetBackground = None, timing=None,
+                 crf: int = DEFAULT_CRF, pha_depth: int = 8):
+        output_format = FORMAT_ALIASES.get(output_format, output_format)
+        if output_format not in OUTPUT_FORMATS:
+            raise UserError(f"unknown output format {output_format}; choose from {', '.join(OUTPUT_FORMATS)}")
+        if pha_depth not in (8, 16):
+            raise UserError(f"--pha-depth must be 8 or 16, got {pha_depth}")
+        if pha_depth == 16 and output_format != "png":
+            raise UserError(f"--pha-depth 16 writes 16-bit PNGs: use it with --output-format png, not {output_format}")
         self.types, self.format, self.fps, self.target = tuple(types), output_format, fps, target
+        self.timing, self.crf, self.pha_depth = timing, crf, pha_depth
         self.root, self.videos, self.written = None, {}, 0
 
     def open(self, root):
@@ -83,19 +107,29 @@ class OutputSink:
         self.root = root
 
     def render(self, result: dict) -> dict:
-        """Output type → uint8 image for one frame's result (call in frame order: a target video advances)."""
+        """Output type → image for one frame's result (call in frame order: a target video advances): uint8, except
+        ``pha`` at ``pha_depth`` 16 (uint16)."""
         background = None
         if "com" in self.types and self.target is not None:
             background = self.target.next(result["pha"].shape)
-        return {kind: render(kind, result, background) for kind in self.types}
+        images = {kind: render(kind, result, background) for kind in self.types if
+                  not (kind == "pha" and self.pha_depth == 16)}
+        if "pha" in self.types and self.pha_depth == 16:
+            images["pha"] = (np.clip(result["pha"], 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+        return {kind: images[kind] for kind in self.types}
 
     def write(self, name: str, images: dict):
         """Write one frame's images (on the writer thread, in frame order)."""
         for kind, image in images.items():
-            if self.format == "video":
+            if self.format in VIDEO_FORMATS:
                 if kind not in self.videos:
-                    self.videos[kind] = VideoWriter(self.root / f"{kind}.mp4", self.fps, image.shape[:2])
-                self.videos[kind].write(image)
+                    self.videos[kind] = VideoEncoder(self.root / f"{kind}{VIDEO_FORMATS[self.format]}", self.format,
+                                                     image.shape[:2], timing=self.timing, fps=self.fps or 25.0,
+                                                     crf=self.crf)
+                timestamps = getattr(self.timing, "timestamps", None) or {}
+                self.videos[kind].write(image, timestamps.get(name))
+            elif image.dtype == np.uint16:
+                _write_png16(self.root / kind / f"{name}.png", image)
             else:
                 rgba = image.ndim == 3 and image.shape[2] == 4
                 write_image(self.root / kind / f"{name}.{'png' if rgba else self.format}", image)
@@ -103,5 +137,21 @@ class OutputSink:
 
     def close(self, ok: bool = True):
         """Finish the videos (``ok=False``: discard them)."""
+        error = None
         for video in self.videos.values():
-            video.close(ok)
+            try:
+                video.close(ok)
+            except BaseException as failure:  # close the others all the same
+                error = error or failure
+                ok = False
+        if error is not None:
+            raise error
+
+
+def _write_png16(path, image: np.ndarray):
+    """Atomically write a uint16 grey image as a 16-bit PNG."""
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise UserError(f"cannot encode a 16-bit PNG for {path}")
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(buffer.tobytes())

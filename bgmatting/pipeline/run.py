@@ -7,6 +7,7 @@ Example:
     ...     report = run(predictor, frame_pairs(src, plates), "bgr", PlateInput(), sink, total=len(src))
 """
 import sys
+import time
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -28,6 +29,21 @@ class RunReport:
     written: int = 0
     unreadable: list = field(default_factory=list)
     warnings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    read_wait_seconds: float = 0.0
+    write_wait_seconds: float = 0.0
+
+    @property
+    def model_busy(self) -> float:
+        """The share of the run's time the model was computing (1.0: never waited on decoding or encoding)."""
+        return self.model_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    def timing_line(self) -> str:
+        """One line: the model's share of the time, and what it waited on."""
+        share = (lambda part: f"{100 * part / self.seconds:.0f}%") if self.seconds > 0 else (lambda part: "0%")
+        return (f"model busy {share(self.model_seconds)} of {self.seconds:.1f} s; waited "
+                f"{share(self.read_wait_seconds)} for decoding, {share(self.write_wait_seconds)} for encoding/writing")
 
 
 def run(predictor, pairs, guide: str, to_guide, sink, total: int = None, progress: bool = True) -> RunReport:
@@ -45,27 +61,47 @@ def run(predictor, pairs, guide: str, to_guide, sink, total: int = None, progres
             success).
         total: the expected number of frames (progress bar), progress: show it.
     Returns:
-        :class:`RunReport`.
+        :class:`RunReport`, with the time the model computed and the time this thread waited for frames (decoding
+        ahead) and for the writer (encoding behind).
     Raises:
         UserError: no frame at all could be decoded, or any error of the inputs, the model or the writes.
     """
     report = RunReport(warnings=getattr(to_guide, "warnings", {}))
     ok = False
+    start = time.perf_counter()
     try:
         with ThreadedWriter() as writer:
-            for name, frame, guide_frame in tqdm(ThreadedReader(pairs), total=total or None, unit="frame",
-                                                 disable=not progress, file=sys.stderr):
+            frames = iter(tqdm(ThreadedReader(pairs), total=total or None, unit="frame", disable=not progress,
+                               file=sys.stderr))
+            while True:
+                waited = time.perf_counter()
+                item = next(frames, None)
+                report.read_wait_seconds += time.perf_counter() - waited
+                if item is None:
+                    break
+                name, frame, guide_frame = item
                 if frame is None or guide_frame is None:
                     report.unreadable.append(name)
                     continue
                 warned = len(report.warnings)
-                result = predictor(src=frame, **{guide: to_guide(name, frame, guide_frame)})
+                model_input = to_guide(name, frame, guide_frame)
+                computing = time.perf_counter()
+                result = predictor(src=frame, **{guide: model_input})
+                report.model_seconds += time.perf_counter() - computing
                 if warned == 0 and report.warnings:
                     tqdm.write(f"warning: {name}: {report.warnings[name]}", file=sys.stderr)
-                writer.submit(sink.write, name, sink.render(result))
+                images = sink.render(result)
+                waited = time.perf_counter()
+                writer.submit(sink.write, name, images)
+                report.write_wait_seconds += time.perf_counter() - waited
+            waited = time.perf_counter()
+        report.write_wait_seconds += time.perf_counter() - waited  # the writer finishing the queue
         ok = True
     finally:
-        sink.close(ok)
+        closing = time.perf_counter()
+        sink.close(ok)  # the encoders' last frames
+        report.write_wait_seconds += time.perf_counter() - closing
+        report.seconds = time.perf_counter() - start
     report.written = sink.written
     if not report.written:
         raise UserError(f"no frame could be decoded ({len(report.unreadable)} undecodable); nothing written")
