@@ -1,5 +1,5 @@
-"""`python inference_video.py …` runs the official BackgroundMattingV2 inference_video.py command line on this library
-(bgmatting/pipeline/official.py; `python inference_video.py --help` for the flags and an example)."""
+"""`python inference_video.py …` runs the official BackgroundMattingV2 inference_video.py command line on this
+library (bgmatting/pipeline/official.py; `python inference_video.py --help` for the flags and an example)."""
 import sys
 from pathlib import Path
 
