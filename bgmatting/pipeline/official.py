@@ -305,7 +305,7 @@ def video_main(argv=None):
     aligner = PlateAligner(args.alignment_mode) if args.preprocess_alignment else None
     if args.output_format == "video":
         target = TargetBackground(args.video_target_bgr or DEFAULT_VIDEO_BGR)
-        sink = OutputSink(args.output_types, "video", src.fps, target)
+        sink = OutputSink(args.output_types, "video", getattr(src, "fps", None) or 25.0, target)  # frames: 25
     else:  # the official image sequences: com as RGBA PNGs, the others JPEG
         sink = OutputSink(args.output_types, "jpg")
     pairs = frame_pairs(src, plate, "--video-bgr")
