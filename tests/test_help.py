@@ -14,9 +14,7 @@ from bgmatting.tools_entry import TOOLS, load_tool
 NOT_YET = {
     "benchmark": "tools/benchmark.py: --model-type, --model-backbone, --backbone-scale, --sample-pixels, --threads, "
                  "--warmup, --repeats have no help",
-    "make-synthetic": "tools/make_synthetic.py: --layout and --seed have no help",
 }
-DEVICE_OWNER = "bgmatting/engine/model_args.py adds --device without a help string"
 
 
 class Caught(Exception):
@@ -55,8 +53,6 @@ def test_every_flag_has_help_with_its_default(name, monkeypatch):
     formatter = parser._get_formatter()
     missing, no_default = [], []
     for action in parser._actions:
-        if action.dest == "device":
-            continue  # see test_device_flag_has_help
         if not action.help:
             missing.append("/".join(action.option_strings) or action.dest)
             continue
@@ -79,7 +75,6 @@ def test_examples_keep_their_line_breaks(name, monkeypatch):
         assert line in text.splitlines(), f"{name}: example line re-wrapped: {line!r}"
 
 
-@pytest.mark.xfail(strict=True, reason=DEVICE_OWNER)
 def test_device_flag_has_help(monkeypatch):
     assert parser_of("predict", monkeypatch)._option_string_actions["--device"].help
 

@@ -45,12 +45,15 @@ def write_layout(layout: str, root: Path, n: int, size, seed: int, valid_name: s
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bgmatting.cli_help import HelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--layout", default="all", choices=["all", *SUBFOLDERS])
+    parser.add_argument("--layout", default="all", choices=["all", *SUBFOLDERS],
+                        help="which public layout to write (all: every one)")
     parser.add_argument("--n", type=int, default=8, help="items per layout (training items for fgr_pha)")
     parser.add_argument("--size", type=int, nargs="+", default=[128], help="SIZE or HEIGHT WIDTH in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="generator seed: the same seed writes the same files")
     parser.add_argument("--valid-name", default="valid", choices=["valid", "test"],
                         help="folder name of the validation splits (default valid; VideoMatte240K says test)")
     return parser.parse_args(argv)

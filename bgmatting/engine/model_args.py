@@ -46,7 +46,8 @@ def add_model_arguments(parser, *, title: str = "model", checkpoint_alias: str =
     for name, (kind_type, choices, help_text) in model_flags().items():
         group.add_argument("--model-" + name.replace("_", "-"), dest=f"model_{name}", type=kind_type,
                            choices=_choices(choices), default=None, help=help_text)
-    group.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    group.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
+                       help="where the model runs (gpu needs a CUDA build of Paddle)")
     return group
 
 
