@@ -150,3 +150,30 @@ def test_predictor_runs_a_vitmatte_export(vitmatte_export, backend):
     assert np.abs(got - expected).max() < TOLERANCE
     with pytest.raises(UserError, match="fixed-size export"):
         Predictor("vitmatte", checkpoint=str(directory), backend=backend)(image[:, :60], trimap=trimap[:, :60])  # padded to 64x64
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("scale,kernel_size,size", [(0.125, 3, (64, 96)), (0.125, 3, (68, 100)), (0.5, 1, (44, 60)),
+                                                    (0.25, 1, (None, None))])
+def test_refiner_patch_path_other_ratios_agree_with_dygraph(tmp_path, runtime, scale, kernel_size, size):
+    """The exported refiner computes its patches from the coarse features (per-patch interpolation matrices) and
+    the full-resolution image (2×2 means): ratios coarse → half of 4 (4K settings), 4.25, 1 and 2 with kernel 1,
+    fixed and dynamic sizes, patches at the borders included."""
+    paddle.seed(7)
+    model = MattingRefine("mobilenetv2", backbone_scale=scale, refine_sample_pixels=10 ** 6,  # every patch
+                          refine_kernel_size=kernel_size)
+    weight, bias = model.decoder.conv4.weight.numpy(), model.decoder.conv4.bias.numpy()
+    weight[4] *= 0.1
+    bias[4] = 0.5
+    model.decoder.conv4.weight.set_value(weight)
+    model.decoder.conv4.bias.set_value(bias)
+    model.eval()
+    fixed = size if size[0] is not None else None
+    export_kind(model, "mattingrefine", tmp_path, {"backbone": "mobilenetv2"}, input_size=fixed,
+                onnx=runtime == "onnx")
+    inputs = images(2, *(size if fixed else (52, 76)))
+    expected, got = dygraph(model, *inputs), RUNTIMES[runtime](tmp_path, cpu_threads=1)(*inputs)
+    ref = expected[5]
+    assert ref.sum() > 0 and ref[..., 0, :].sum() > 0 and ref[..., -1].sum() > 0  # border patches refined
+    for name, want, have in zip(OUTPUTS, expected, got):
+        assert np.abs(have - want).max() < TOLERANCE, name

@@ -1,9 +1,11 @@
 """Resizing ops shared by the models, with PyTorch's ``align_corners=False`` / ``recompute_scale_factor`` semantics.
 
 Two implementations of each resize give the same numbers (≤ 2e-7 apart): ``F.interpolate`` (the default) and a
-gather + lerp form built from ``index_select`` that also runs in Paddle Inference with oneDNN, where every
-bilinear/nearest ``interpolate`` fails at run time in Paddle 3.3.1 (Paddle#79749). The exporter switches to the
-second inside :func:`gather_resize`. Sizes may be Python ints or 0-D int tensors (dynamic shapes in a static graph).
+form that also runs in Paddle Inference with oneDNN, where every bilinear/nearest ``interpolate`` fails at run time
+in Paddle 3.3.1 (Paddle#79749): bilinear as ``trilinear`` over a depth-1 axis (no oneDNN kernel, so the native one
+runs; one op instead of the slice/stack/concat chains this replaced, which took ~70 % of the run time), nearest as
+repeat (integer up-scaling) or ``index_select``. The exporter switches to the second inside :func:`gather_resize`.
+Sizes may be Python ints or 0-D int tensors (dynamic shapes in a static graph).
 """
 import contextlib
 import math
@@ -16,7 +18,7 @@ _GATHER_RESIZE = [False]  # one mutable flag, switched by gather_resize()
 
 @contextlib.contextmanager
 def gather_resize(enabled: bool = True):
-    """Within this context :func:`resize_bilinear` / :func:`resize_nearest` use gather + lerp (oneDNN-safe).
+    """Within this context :func:`resize_bilinear` / :func:`resize_nearest` use the oneDNN-safe forms.
 
     Example:
         >>> with gather_resize():
@@ -61,60 +63,37 @@ def resize_nearest(x, size):
 
 
 def _resize(x, size, linear: bool):
-    if _GATHER_RESIZE[0]:  # exporting for oneDNN: F.interpolate fails there (Paddle#79749)
-        for axis, out in ((2, size[0]), (3, size[1])):
-            x = _integer_ratio_axis(x, axis, out, linear=linear)
-        return x
+    if _GATHER_RESIZE[0]:  # exporting for oneDNN: bilinear/nearest interpolate fail there (Paddle#79749)
+        return _trilinear(x, size) if linear else _nearest(x, size)
     return F.interpolate(x, size=list(size), mode="bilinear" if linear else "nearest", align_corners=False)
 
 
-@paddle.jit.not_to_static  # plain Python decisions on static sizes; dy2static mangles its early returns
-def _integer_ratio_axis(x, axis, out, linear: bool):
-    """Resize one axis. With static sizes in an integer ratio (the usual case at fixed input sizes: 1/4, ×2, ×4, ×8)
-    only slices, scalar multiplies and an interleave are used, which oneDNN runs fast; otherwise gather + lerp."""
-    size = _size(x, axis)
-    if not (isinstance(size, int) and isinstance(out, int)):
-        return _lerp_axis(x, out, axis) if linear else _nearest_axis(x, out, axis)
-    if size == out:
-        return x
-    if size == 1:  # e.g. ASPP's pooled branch: a broadcast (zero-length slices below would break oneDNN)
-        repeats = [1] * x.ndim
-        repeats[axis] = out
-        return paddle.tile(x, repeats)
-    if size % out == 0:
-        step = size // out
-        if linear and step % 2 == 0:  # source (j + 0.5)·step − 0.5 lies halfway between two pixels
-            return 0.5 * (_strided(x, axis, step // 2 - 1, step) + _strided(x, axis, step // 2, step))
-        return _strided(x, axis, (step - 1) // 2 if linear else 0, step)
-    if out % size == 0:
-        return _upsample_integer(x, axis, out // size, linear)
-    return _lerp_axis(x, out, axis) if linear else _nearest_axis(x, out, axis)
+def _trilinear(x, size):
+    """Bilinear resize as a trilinear one over a depth-1 axis: the same half-pixel formula (exact to float32
+    rounding), and ``trilinear_interp`` has no oneDNN kernel, so Paddle Inference runs its native CPU kernel instead
+    of failing (Paddle#79749 hits only bilinear/nearest). One op, no full-size intermediate copies."""
+    out = F.interpolate(x.unsqueeze(2), size=[1, size[0], size[1]], mode="trilinear", align_corners=False,
+                        data_format="NCDHW")
+    return out.squeeze(2)
 
 
-def _strided(x, axis, start, step):
-    return paddle.strided_slice(x, axes=[axis], starts=[start], ends=[x.shape[axis]], strides=[step])
-
-
-def _upsample_integer(x, axis, factor, linear):
-    """×factor along ``axis``: output phase r of pixel i is x[i] (nearest) or the lerp of x[i] and its neighbour
-    at offset d = (r + 0.5)/factor − 0.5 (borders replicated, as torch's clamping does); phases interleaved."""
-    size = x.shape[axis]
-    if linear:
-        previous = paddle.concat([paddle.slice(x, [axis], [0], [1]), paddle.slice(x, [axis], [0], [size - 1])], axis)
-        following = paddle.concat([paddle.slice(x, [axis], [1], [size]), paddle.slice(x, [axis], [size - 1], [size])],
-                                  axis)
-    phases = []
-    for r in range(factor):
-        offset = (r + 0.5) / factor - 0.5
-        if not linear:
-            phases.append(x)
-        elif offset < 0:
-            phases.append(x * (1 + offset) + previous * -offset)
+@paddle.jit.not_to_static  # plain Python decisions on static sizes
+def _nearest(x, size):
+    """Nearest resize per axis: an integer up-scaling (the refiner's ×2 on patches) repeats each pixel with
+    unsqueeze + tile + reshape; other ratios gather (``index_select``)."""
+    for axis, out in ((2, size[0]), (3, size[1])):
+        length = _size(x, axis)
+        if isinstance(length, int) and isinstance(out, int) and out % length == 0:
+            factor = out // length
+            if factor > 1:
+                repeats = [1] * (x.ndim + 1)
+                repeats[axis + 1] = factor
+                shape = [-1] + list(x.shape[1:])
+                shape[axis] = out
+                x = paddle.tile(x.unsqueeze(axis + 1), repeats).reshape(shape)
         else:
-            phases.append(x * (1 - offset) + following * offset)
-    shape = [0] + list(x.shape[1:])  # 0 = keep the (possibly dynamic) batch
-    shape[axis] = size * factor
-    return paddle.stack(phases, axis=axis + 1).reshape(shape)
+            x = _nearest_axis(x, out, axis)
+    return x
 
 
 def _nearest_axis(x, out, axis):
@@ -148,25 +127,19 @@ def _ratio(x, axis, out):
     return _float(_size(x, axis)) / _float(out)
 
 
-def clamp_to_axis(index, x, axis):
-    """min(index, size - 1) for an int64 index tensor along ``axis`` of ``x`` (static or dynamic size)."""
+def clamp_to_axis(index, x, axis, low: bool = False):
+    """min(index, size - 1) (and max(·, 0) with ``low``) for an int64 index tensor along ``axis`` of ``x`` (static
+    or dynamic size). Clamped in float32 (exact below 2**24): ``clip`` of int64 tensors gives wrong values under
+    Paddle Inference with oneDNN (3.3.1)."""
     size = _size(x, axis)
+    value = index.astype("float32")
     if isinstance(size, int):
-        return paddle.clip(index, max=size - 1)
-    return paddle.minimum(index, size.astype("int64") - 1)
-
-
-def _lerp_axis(x, out, axis):
-    """Linear resize of one axis: src = max((dst + 0.5) · in / out − 0.5, 0), lerp between floor and floor + 1."""
-    source = paddle.clip((_positions(out) + 0.5) * _ratio(x, axis, out) - 0.5, min=0.0)
-    low = paddle.floor(source)
-    weight_shape = [1, 1, 1, 1]
-    weight_shape[axis] = -1
-    weight = (source - low).reshape(weight_shape)
-    low = low.astype("int64")
-    high = clamp_to_axis(low + 1, x, axis)
-    first = paddle.index_select(x, low, axis=axis)
-    return first + (paddle.index_select(x, high, axis=axis) - first) * weight
+        value = paddle.clip(value, min=0.0 if low else None, max=float(size - 1))
+    else:
+        value = paddle.minimum(value, size.astype("float32") - 1)
+        if low:
+            value = paddle.maximum(value, paddle.zeros_like(value))
+    return value.astype("int64")
 
 
 def scaled_size(height, width, scale):

@@ -1,8 +1,12 @@
 """The BackgroundMattingV2 refiner: re-predicts alpha/foreground on the 4×4 patches with the largest error."""
+import math
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from bgmatting.models.ops import _float as _as_float
+from bgmatting.models.ops import _size as _length
 from bgmatting.models.ops import clamp_to_axis, gather_resize_enabled, resize_bilinear, resize_nearest, zero_pad
 
 REFINE_MODES = ("full", "sampling", "thresholding")
@@ -83,8 +87,8 @@ class Refiner(nn.Layer):
         out = resize_bilinear(paddle.concat([pha, fgr], axis=1), (height, width))
         if not paddle.in_dynamic_mode():  # static graph: no branch on the patch count, see _with_dummy_patch
             idx, weight = self._with_dummy_patch(idx)
-            patches = self._refine_patches(src_bgr, pha, fgr, hid, half, idx)
-            out = self.replace_patch(out, patches, idx, weight)
+            patches = self._refine_patches_static(src, bgr, paddle.concat([hid, pha, fgr], axis=1), half, idx)
+            out = self.add_patch_delta(out, patches, idx, weight)
         elif idx.shape[0] > 0:
             patches = self._refine_patches(src_bgr, pha, fgr, hid, half, idx)
             out = self.replace_patch(out, patches, idx)
@@ -114,6 +118,125 @@ class Refiner(nn.Layer):
         x = paddle.concat([x, self.crop_patch(src_bgr, idx, 4, pad_full)], axis=1)
         x = self.relu(self.bn3(self.conv3(x)))
         return self.conv4(x)
+
+    def _refine_patches_static(self, src, bgr, coarse, half, idx):
+        """:meth:`_refine_patches` computed from the patches' own pixels (the exported graph's path).
+
+        No half-resolution or zero-padded full-size tensor is made: each patch's bilinear up-sampling of the coarse
+        features is two small matmuls with per-patch interpolation matrices on a k×k window of ``coarse``
+        (:meth:`_resize_windows`); its half-resolution image is the 2×2 mean of a full-resolution window (the
+        half-pixel bilinear ×1/2); context outside the image is 0 as after zero padding. Same values as
+        :meth:`_refine_patches` to float32 rounding.
+
+        Input: src, bgr (B, 3, H, W); coarse (B, 36, Hc, Wc) = hid, pha, fgr; half (H/2, W/2); idx (P, 3).
+        Output: (P, 4, 4, 4) refined patches.
+        """
+        pad_half, pad_full = (3, 2) if self.kernel_size == 3 else (0, 0)
+        size_half = 2 + 2 * pad_half  # the half-resolution patch with context
+        x = self._resize_windows(coarse, idx, half, 2, pad_half)
+        window = 2 * size_half  # full-resolution rows 4r - 2·pad_half … of the same patch
+        top, left = idx[:, 1] * 4 - 2 * pad_half, idx[:, 2] * 4 - 2 * pad_half
+        images = []
+        for image in (src, bgr):
+            crop = self._gather_windows(image, idx[:, 0], top, left, window)
+            images.append(crop * self._inside(top, left, window, image))
+        full = paddle.concat(images, axis=1)  # (P, 6, window, window), zero outside the image
+        y = F.avg_pool2d(full, 2, 2)
+        x = paddle.concat([x, y], axis=1)
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        side = 8 if self.kernel_size == 3 else 4
+        x = resize_nearest(x, (side, side))
+        offset = 2 * pad_half - pad_full
+        x = paddle.concat([x, full[:, :, offset:offset + 4 + 2 * pad_full, offset:offset + 4 + 2 * pad_full]], axis=1)
+        x = self.relu(self.bn3(self.conv3(x)))
+        return self.conv4(x)
+
+    @staticmethod
+    def _inside(top, left, size, x):
+        """(P, 1, size, size) float: 1 where rows top + i, cols left + j lie inside x's (H, W)."""
+        offsets = paddle.arange(size, dtype="int64")
+        rows, cols = top.unsqueeze(1) + offsets, left.unsqueeze(1) + offsets
+        height, width = _length(x, 2), _length(x, 3)
+        inside_rows = ((rows >= 0) & (rows < height)).astype(x.dtype)
+        inside_cols = ((cols >= 0) & (cols < width)).astype(x.dtype)
+        return (inside_rows.unsqueeze(2) * inside_cols.unsqueeze(1)).unsqueeze(1)
+
+    @staticmethod
+    def _gather_windows(x, batch, top, left, size: int):
+        """(P, C, size, size) windows of x (B, C, H, W) at rows top + i, cols left + j (clamped into x).
+
+        batch, top, left: (P,) int64."""
+        c = x.shape[1]
+        height, width = _length(x, 2), _length(x, 3)
+        offsets = paddle.arange(size, dtype="int64")
+        rows = clamp_to_axis(top.unsqueeze(1) + offsets, x, 2, low=True).unsqueeze(2)  # (P, size, 1)
+        cols = clamp_to_axis(left.unsqueeze(1) + offsets, x, 3, low=True).unsqueeze(1)  # (P, 1, size)
+        # 3-D broadcasts only: a 4-D add where both operands broadcast gives wrong values under oneDNN (3.3.1)
+        spatial = (rows * width + cols).reshape([-1, 1, size * size])
+        planes = (batch.reshape([-1, 1]) * c + paddle.arange(c, dtype="int64").reshape([1, c])).unsqueeze(2)
+        pixels = planes * (height * width) + spatial  # (P, C, size²)
+        return paddle.gather(x.flatten(), pixels.flatten()).reshape([-1, c, size, size])
+
+    def _resize_windows(self, x, idx, out_size, stride: int, padding: int):
+        """Patches of ``resize_bilinear(x, out_size)`` zero-padded by ``padding`` and cropped at ``idx`` (stride
+        ``stride`` in the resized grid), from x's own pixels: (P, C, O, O), O = stride + 2·padding.
+
+        Per patch and axis, the O output coordinates need x's pixels in a window of k ≤ floor((O - 1)·in/out) + 2;
+        an (O, k) matrix holds their bilinear weights (torch's half-pixel rule, borders clamped), 0 for rows outside
+        the resized image; output = A_rows · window · A_colsᵀ.
+        """
+        size = stride + 2 * padding
+        windows = []
+        for axis in (2, 3):
+            coords = idx[:, axis - 1:axis] * stride + (paddle.arange(size, dtype="int64") - padding)  # (P, O)
+            windows.append(self._axis_weights(coords, x, axis, out_size[axis - 2], size))
+        (top, rows, k), (left, cols, _) = windows
+        c = x.shape[1]
+        crop = self._gather_windows(x, idx[:, 0], top, left, k)  # (P, C, k, k)
+        # plain 3-D batched matmuls (broadcast batch dims come out wrong under oneDNN in Paddle Inference 3.3.1)
+        z = paddle.matmul(crop.reshape([-1, c * k, k]), cols, transpose_y=True)  # (P, C·k, O): columns resized
+        z = z.reshape([-1, c, k, size]).transpose([0, 2, 1, 3]).reshape([-1, k, c * size])
+        z = paddle.matmul(rows, z)  # (P, O, C·O): rows resized
+        return z.reshape([-1, size, c, size]).transpose([0, 2, 1, 3])
+
+    @staticmethod
+    def _axis_weights(coords, x, axis: int, out, size: int):
+        """(window start (P,), weights (P, O, k), k) for resizing ``axis`` of x to length ``out`` at ``coords``."""
+        length = _length(x, axis)
+        if isinstance(length, int) and isinstance(out, int):
+            k = min(int(math.floor((size - 1) * length / out)) + 2, length)
+        else:  # dynamic sizes: the refiner only up-samples (in ≤ out), where O + 1 always covers the window
+            k = size + 1
+        # float32 throughout (exact for coordinates): int64 clip/min/max are wrong under oneDNN (Paddle 3.3.1)
+        ratio = _as_float(length) / _as_float(out)
+        last = _as_float(length) - 1
+        source = paddle.clip((coords.astype("float32") + 0.5) * ratio - 0.5, min=0.0)
+        low = source.astype("int64").astype("float32")  # floor (source ≥ 0); source - floor(source) is wrong there
+        fraction = (source - low).unsqueeze(2)
+        low = paddle.minimum(low, paddle.zeros_like(low) + last)
+        high = paddle.minimum(low + 1, paddle.zeros_like(low) + last)
+        start = paddle.maximum(paddle.minimum(low[:, :1], paddle.zeros_like(low[:, :1]) + (last + 1 - k)),
+                               paddle.zeros_like(low[:, :1]))
+        slots = paddle.arange(k, dtype="float32").reshape([1, 1, k])
+        weights = ((low - start).unsqueeze(2) == slots).astype("float32") * (1 - fraction) \
+            + ((high - start).unsqueeze(2) == slots).astype("float32") * fraction
+        inside = ((coords >= 0) & (coords < out)).astype("float32").unsqueeze(2)
+        start = start.astype("int64")
+        return start[:, 0], weights * inside, k
+
+    def add_patch_delta(self, x, y, idx, weight):
+        """Write 4×4 patches back as ``x + scatter_add(weight · (y − x's patch))``: no padded copy of x, and the
+        dummy patch (weight 0) adds 0 wherever it lands. Same result as :meth:`replace_patch`.
+
+        Input: x (B, C, H, W); y (P, C, 4, 4); idx (P, 3); weight (P,) in {0, 1}. Output: (B, C, H, W).
+        """
+        b, c, h, w = x.shape
+        s = y.shape[2]
+        current = self._gather_windows(x, idx[:, 0], idx[:, 1] * s, idx[:, 2] * s, s)
+        delta = (y - current) * weight.reshape([-1, 1, 1, 1])
+        pixels = self.pixel_indices(x.shape, idx, s, 0).flatten()
+        return paddle.scatter_nd_add(x.flatten(), pixels.unsqueeze(1), delta.flatten()).reshape([b, c, h, w])
 
     def _refine_full(self, src_bgr, pha, fgr, hid, half, full, quarter):
         x = resize_bilinear(paddle.concat([hid, pha, fgr], axis=1), half)
