@@ -87,8 +87,12 @@ class Refiner(nn.Layer):
         out = resize_bilinear(paddle.concat([pha, fgr], axis=1), (height, width))
         if not paddle.in_dynamic_mode():  # static graph: no branch on the patch count, see _with_dummy_patch
             idx, weight = self._with_dummy_patch(idx)
-            patches = self._refine_patches_static(src, bgr, paddle.concat([hid, pha, fgr], axis=1), half, idx)
-            out = self.add_patch_delta(out, patches, idx, weight)
+            if isinstance(_length(src, 2), int) and isinstance(_length(src, 3), int) or not gather_resize_enabled():
+                patches = self._refine_patches_static(src, bgr, paddle.concat([hid, pha, fgr], axis=1), half, idx)
+                out = self.add_patch_delta(out, patches, idx, weight)
+            else:  # Paddle Inference graph with dynamic sizes: its index arithmetic comes out wrong under oneDNN
+                patches = self._refine_patches(src_bgr, pha, fgr, hid, half, idx)
+                out = self.replace_patch(out, patches, idx, weight)
         elif idx.shape[0] > 0:
             patches = self._refine_patches(src_bgr, pha, fgr, hid, half, idx)
             out = self.replace_patch(out, patches, idx)
@@ -136,9 +140,11 @@ class Refiner(nn.Layer):
         x = self._resize_windows(coarse, idx, half, 2, pad_half)
         window = 2 * size_half  # full-resolution rows 4r - 2·pad_half … of the same patch
         top, left = idx[:, 1] * 4 - 2 * pad_half, idx[:, 2] * 4 - 2 * pad_half
+        pad_units = (2 * pad_half + 3) // 4  # left = 4·(col − pad_units) + shift
+        shift = 4 * pad_units - 2 * pad_half
         images = []
         for image in (src, bgr):
-            crop = self._gather_windows(image, idx[:, 0], top, left, window)
+            crop = self._gather_image_windows(image, idx[:, 0], top, idx[:, 2] - pad_units, shift, window)
             images.append(crop * self._inside(top, left, window, image))
         full = paddle.concat(images, axis=1)  # (P, 6, window, window), zero outside the image
         y = F.avg_pool2d(full, 2, 2)
@@ -164,19 +170,44 @@ class Refiner(nn.Layer):
 
     @staticmethod
     def _gather_windows(x, batch, top, left, size: int):
-        """(P, C, size, size) windows of x (B, C, H, W) at rows top + i, cols left + j (clamped into x).
+        """(P, C, size, size) windows of x (B, C, H, W) at rows top + i, cols left + j (clamped into x), gathered
+        channels-last: one gather row of C values per pixel (Paddle's gather pays per row, not per byte).
 
         batch, top, left: (P,) int64."""
         c = x.shape[1]
         height, width = _length(x, 2), _length(x, 3)
         offsets = paddle.arange(size, dtype="int64")
-        rows = clamp_to_axis(top.unsqueeze(1) + offsets, x, 2, low=True).unsqueeze(2)  # (P, size, 1)
-        cols = clamp_to_axis(left.unsqueeze(1) + offsets, x, 3, low=True).unsqueeze(1)  # (P, 1, size)
-        # 3-D broadcasts only: a 4-D add where both operands broadcast gives wrong values under oneDNN (3.3.1)
-        spatial = (rows * width + cols).reshape([-1, 1, size * size])
-        planes = (batch.reshape([-1, 1]) * c + paddle.arange(c, dtype="int64").reshape([1, c])).unsqueeze(2)
-        pixels = planes * (height * width) + spatial  # (P, C, size²)
-        return paddle.gather(x.flatten(), pixels.flatten()).reshape([-1, c, size, size])
+        rows = clamp_to_axis(top.unsqueeze(1) + offsets, x, 2, low=True)  # (P, size)
+        cols = clamp_to_axis(left.unsqueeze(1) + offsets, x, 3, low=True)  # (P, size)
+        # Index arithmetic in this exact form: some other broadcast forms (a 4-D add where both operands broadcast,
+        # (P, 1, 1) + (P, size, 1)) give wrong values under oneDNN in Paddle 3.3.1; the tests pin this one.
+        spatial = (rows * width).unsqueeze(2) + cols.unsqueeze(1)  # (P, size, size)
+        pixels = spatial.reshape([-1, size * size]) + (batch * (height * width)).reshape([-1, 1])
+        table = x.transpose([0, 2, 3, 1]).reshape([-1, c])
+        crop = paddle.gather(table, pixels.flatten()).reshape([-1, size, size, c])
+        return crop.transpose([0, 3, 1, 2])
+
+    @staticmethod
+    def _gather_image_windows(x, batch, top, unit_left, shift: int, size: int):
+        """As :meth:`_gather_windows` for a full-resolution image (few channels, many pixels): gathered in units of
+        4 horizontal pixels of one channel (W is a multiple of 4), 4× fewer gather rows. The window's columns are
+        ``4·unit_left + shift + j``. Columns outside x hold clamped values (callers mask them).
+
+        batch, top, unit_left: (P,) int64; shift in 0..3."""
+        c = x.shape[1]
+        height, width = _length(x, 2), _length(x, 3)
+        units = (size + shift + 3) // 4
+        offsets = paddle.arange(size, dtype="int64")
+        rows = clamp_to_axis(top.unsqueeze(1) + offsets, x, 2, low=True)  # (P, size)
+        unit_cols = (unit_left.unsqueeze(1) + paddle.arange(units, dtype="int64")).astype("float32")  # (P, units)
+        row_units = _as_float(width) / 4
+        unit_cols = paddle.maximum(paddle.minimum(unit_cols, paddle.zeros_like(unit_cols) + (row_units - 1)),
+                                   paddle.zeros_like(unit_cols)).astype("int64")  # float clamps (see clamp_to_axis)
+        planes = batch.reshape([-1, 1]) * c + paddle.arange(c, dtype="int64").reshape([1, c])  # (P, C)
+        row_ids = (planes.unsqueeze(2) * height + rows.unsqueeze(1)).reshape([-1, c * size, 1])  # (P, C·size, 1)
+        unit_ids = row_ids * row_units.astype("int64") + unit_cols.unsqueeze(1)  # (P, C·size, units)
+        crop = paddle.gather(x.reshape([-1, 4]), unit_ids.flatten()).reshape([-1, c, size, units * 4])
+        return crop[:, :, :, shift:shift + size]
 
     def _resize_windows(self, x, idx, out_size, stride: int, padding: int):
         """Patches of ``resize_bilinear(x, out_size)`` zero-padded by ``padding`` and cropped at ``idx`` (stride
@@ -233,10 +264,15 @@ class Refiner(nn.Layer):
         """
         b, c, h, w = x.shape
         s = y.shape[2]
-        current = self._gather_windows(x, idx[:, 0], idx[:, 1] * s, idx[:, 2] * s, s)
+        flat = x.flatten()
+        pattern = (paddle.arange(c, dtype="int64").reshape([c, 1, 1]) * h * w
+                   + paddle.arange(s, dtype="int64").reshape([1, s, 1]) * w
+                   + paddle.arange(s, dtype="int64").reshape([1, 1, s])).reshape([1, c * s * s])
+        corner = (idx[:, 0] * c * h * w + idx[:, 1] * s * w + idx[:, 2] * s).reshape([-1, 1])
+        pixels = (corner + pattern).flatten()  # 2-D broadcast (see _gather_windows)
+        current = paddle.gather(flat, pixels).reshape([-1, c, s, s])
         delta = (y - current) * weight.reshape([-1, 1, 1, 1])
-        pixels = self.pixel_indices(x.shape, idx, s, 0).flatten()
-        return paddle.scatter_nd_add(x.flatten(), pixels.unsqueeze(1), delta.flatten()).reshape([b, c, h, w])
+        return paddle.scatter_nd_add(flat, pixels.unsqueeze(1), delta.flatten()).reshape([b, c, h, w])
 
     def _refine_full(self, src_bgr, pha, fgr, hid, half, full, quarter):
         x = resize_bilinear(paddle.concat([hid, pha, fgr], axis=1), half)
