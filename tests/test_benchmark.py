@@ -42,3 +42,12 @@ def test_without_torch_only_our_side_is_timed(tmp_path):
     assert result["turns"] == ["ours"] * 3 and "torch" not in result and "ratio" not in result
     assert set(result["pids"]) == {"ours"} and result["pids"]["ours"] != result["coordinator_pid"]
     assert "torch median" not in stdout and result["floor_ms"] > 0  # the floor needs the reference's FLOPs
+
+
+def test_compare_backend_times_another_runtime_in_a_third_process(tmp_path):
+    result, stdout = run_benchmark(tmp_path, "--compare-backend", "onnx")
+    assert result["turns"] == ["ours", "other"] * 3 and result["other"]["backend"] == "onnx"
+    assert result["pids"]["other"] not in (result["pids"]["ours"], result["coordinator_pid"])
+    assert result["digests"]["other"] == result["digests"]["ours"]
+    assert result["ratio_other"] == result["ours"]["median"] / result["other"]["median"]
+    assert f"ratio dygraph/onnx {result['ratio_other']:.2f}" in stdout

@@ -74,6 +74,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compare-torch", action="store_true",
                         help="also time the official PyTorch reference (in its own process, turns alternating)")
+    parser.add_argument("--compare-backend", choices=BACKEND_CHOICES,
+                        help="also time our model on this runtime (a third process, same turns), e.g. onnx vs inference")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
     parser.add_argument("--json", metavar="PATH", help="also write the results (a list of dicts) to PATH")
     parser.add_argument("--vitmatte-memory", nargs="+", metavar="WIDTHxHEIGHT",
@@ -238,7 +240,7 @@ def our_runner(backend, model, model_type, backbone, size, threads, workdir):
     from bgmatting.engine.backends import open_runtime
     from bgmatting.engine.exporting import export_kind
 
-    directory = os.path.join(workdir, "export")
+    directory = os.path.join(workdir, f"export-{backend}")
     export_kind(model, model_type, directory, {"backbone": backbone},
                 input_size=(size[1], size[0]), onnx=backend == "onnx")  # fixed size, as for a video
     return open_runtime(backend, directory, cpu_threads=threads)
@@ -314,12 +316,12 @@ def worker(side, spec):
 class Worker:
     """A benchmark side in its own process (this script with ``--worker``)."""
 
-    def __init__(self, side, spec, log_dir):
+    def __init__(self, side, spec, log_dir, role=None):
         self.side = side
         env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
         self.log_path = os.path.join(log_dir, f"{side}.log")
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", side,
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", role or side,
                                          "--spec", json.dumps(spec)], cwd=ROOT, env=env, text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
         self.facts = self._receive("ready")
@@ -392,7 +394,12 @@ def benchmark(config, args):
             if not args.compare_torch:
                 workers.pop("torch").close()
             workers["ours"] = Worker("ours", spec, workdir)
-            order = ["ours", "torch"] if args.compare_torch else ["ours"]
+            order = ["ours"]
+            if args.compare_backend:  # another of our runtimes, in a third process
+                workers["other"] = Worker("other", dict(spec, backend=args.compare_backend), workdir, role="ours")
+                order.append("other")
+            if args.compare_torch:
+                order.append("torch")
             times = {side: [] for side in order}
             peaks = {side: 0.0 for side in order}
             turns = []
@@ -407,6 +414,7 @@ def benchmark(config, args):
             pids = {side: w.facts["pid"] for side, w in workers.items()}
             digests = {side: (w.facts["inputs_digest"], w.facts["weights_digest"]) for side, w in workers.items()}
             backend = workers["ours"].facts["backend"]
+            other_backend = workers["other"].facts["backend"] if "other" in workers else None
         finally:
             for w in workers.values():
                 w.close()
@@ -421,6 +429,9 @@ def benchmark(config, args):
     if "torch" in result:
         result["ratio"] = result["ours"]["median"] / result["torch"]["median"]
         result["torch_per_floor"] = result["torch"]["median"] / result["floor_ms"]
+    if "other" in result:
+        result["other"]["backend"] = other_backend
+        result["ratio_other"] = result["ours"]["median"] / result["other"]["median"]
     return result
 
 
@@ -432,6 +443,10 @@ def describe(result):
         line += (f" | torch median {result['torch']['median']:.0f} ms (min {result['torch']['min']:.0f}, max "
                  f"{result['torch']['max']:.0f}), peak RSS +{result['torch']['rss_mb']:.0f} MB"
                  f" | ratio ours/torch {result['ratio']:.2f}")
+    if "other" in result:
+        other = result["other"]
+        line += (f" | {other['backend']} median {other['median']:.0f} ms (min {other['min']:.0f}, max {other['max']:.0f})"
+                 f" | ratio {result['backend']}/{other['backend']} {result['ratio_other']:.2f}")
     line += (f" | {result['gflop']:.1f} GFLOP, floor {result['floor_ms']:.0f} ms at {result['matmul_gflops']:.0f} "
              f"GFLOP/s (ours = {result['ours_per_floor']:.1f}x floor"
              + (f", torch = {result['torch_per_floor']:.1f}x floor)" if "torch" in result else ")"))
