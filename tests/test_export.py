@@ -163,3 +163,26 @@ def test_benchmark_vitmatte_memory_mode_reports_time_and_peak_rss():
     assert "48 tokens" in lines[0] and "24 tokens" in lines[1]  # (128/16)*(96/16) and (96/16)*(64/16)
     for line in lines:
         assert float(line.split("peak RSS ")[1].split(" MB")[0]) > 100  # a fresh process holding Paddle
+
+
+def test_fold_batch_norms_removes_every_batch_norm_and_keeps_the_outputs():
+    from bgmatting.export import fold_batch_norms
+    from bgmatting.models import MattingRefine
+
+    paddle.seed(1)
+    model = MattingRefine("mobilenetv2", refine_sample_pixels=1600)
+    rng = np.random.default_rng(0)
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.BatchNorm2D):  # non-trivial statistics, or folding would change nothing
+            n = layer._mean.shape[0]
+            layer._mean.set_value(rng.normal(0, 0.1, n).astype("float32"))
+            layer._variance.set_value(rng.uniform(0.5, 1.5, n).astype("float32"))
+            layer.weight.set_value(rng.uniform(0.5, 1.5, n).astype("float32"))
+    model.eval()
+    folded = fold_batch_norms(model)
+    assert not [l for l in folded.sublayers() if isinstance(l, paddle.nn.BatchNorm2D)]
+    assert len([l for l in model.sublayers() if isinstance(l, paddle.nn.BatchNorm2D)]) == 63  # the original intact
+    src, bgr = paddle.rand([1, 3, 64, 96]), paddle.rand([1, 3, 64, 96])
+    with paddle.no_grad():
+        for want, got in zip(model(src, bgr), folded(src, bgr)):
+            assert float((want - got).abs().max()) < 1e-5
