@@ -64,8 +64,11 @@ BACKENDS = {"dygraph": _dygraph_backend,  # the static runtimes live in bgmattin
             "onnx": static_backend("onnx", dygraph_model)}
 AUTO = "auto"
 # The runtimes by speed on this project's CPU machine, fastest first, measured with
-# ``tools/benchmark.py --preset hd-mobilenetv2 --backend onnx|inference --compare-torch`` (2 threads, loaded machine,
-# 2026-11-30): onnxruntime 523 ms, Paddle Inference + oneDNN 2538 ms. Reorder when a measurement says otherwise.
+# ``tools/benchmark.py --preset P --backend inference --compare-backend onnx --compare-torch --threads 2`` (each in
+# its own process, turns alternating; loaded machine, 2026-11-30), Paddle Inference / onnxruntime medians:
+# hd-mobilenetv2 792 / 803 ms (0.99), hd-resnet50 759 / 893 ms (0.85), 4k-mobilenetv2 6537 / 2435 ms (2.68).
+# onnxruntime stays first: on par at HD, 2.7x faster at 4K (20,000 patches: Paddle's per-patch copies dominate),
+# and its dynamic-size export serves a folder of any sizes. Reorder when a measurement says otherwise.
 RUNTIME_PREFERENCE = ("onnx", "inference")
 
 
