@@ -153,34 +153,41 @@ class Refiner(nn.Layer):
         """
         pad_half, pad_full = (3, 2) if self.kernel_size == 3 else (0, 0)
         size_half = 2 + 2 * pad_half  # the half-resolution patch with context
+        size_full = 4 + 2 * pad_full
         x = self._resize_windows(coarse, idx, half, 2, pad_half)
         window = 2 * size_half  # full-resolution rows 4r - 2·pad_half … of the same patch
-        top, left = idx[:, 1] * 4 - 2 * pad_half, idx[:, 2] * 4 - 2 * pad_half
-        pad_units = (2 * pad_half + 3) // 4  # left = 4·(col − pad_units) + shift
-        shift = 4 * pad_units - 2 * pad_half
-        crops = [self._gather_image_windows(image, idx[:, 0], top, idx[:, 2] - pad_units, shift, window)
-                 for image in (src, bgr)]
-        inside = self._inside(top, left, window, src).tile([1, 6, 1, 1])  # same shapes: a fast oneDNN multiply
-        full = paddle.concat(crops, axis=1) * inside  # (P, 6, window, window), zero outside the image
-        y = F.avg_pool2d(full, 2, 2)
+        top = idx[:, 1] * 4 - 2 * pad_half
+        pad_units = (2 * pad_half + 3) // 4  # window columns start at 4·(col − pad_units) + shift
+        shift = 4 * pad_units - 2 * pad_half  # even
+        offset = 2 * pad_half - pad_full  # the full-resolution patch inside the window
+        halves, fulls = [], []
+        for image in (src, bgr):  # per image, small results only: no window-sized concat, mask or slice copies
+            crop = self._gather_image_windows(image, idx[:, 0], top, idx[:, 2] - pad_units, window)
+            halves.append(F.avg_pool2d(crop, 2, 2)[:, :, :, shift // 2:shift // 2 + size_half])
+            fulls.append(crop[:, :, offset:offset + size_full, shift + offset:shift + offset + size_full])
+        # zero context outside the image (as after zero padding); the 2×2 means of an inside half-resolution pixel
+        # read only inside pixels (even sides, even window starts), so masking after the mean is exact
+        height, width = _length(src, 2), _length(src, 3)
+        half_mask = self._inside(idx[:, 1] * 2 - pad_half, idx[:, 2] * 2 - pad_half, size_half, *half)
+        full_mask = self._inside(idx[:, 1] * 4 - pad_full, idx[:, 2] * 4 - pad_full, size_full, height, width)
+        y = paddle.concat(halves, axis=1) * half_mask.tile([1, 6, 1, 1])  # same shapes: a fast oneDNN multiply
+        full = paddle.concat(fulls, axis=1) * full_mask.tile([1, 6, 1, 1])
         x = paddle.concat([x, y], axis=1)
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         side = 8 if self.kernel_size == 3 else 4
         x = resize_nearest(x, (side, side))
-        offset = 2 * pad_half - pad_full
-        x = paddle.concat([x, full[:, :, offset:offset + 4 + 2 * pad_full, offset:offset + 4 + 2 * pad_full]], axis=1)
+        x = paddle.concat([x, full], axis=1)
         x = self.relu(self.bn3(self.conv3(x)))
         return self.conv4(x)
 
     @staticmethod
-    def _inside(top, left, size, x):
-        """(P, 1, size, size) float: 1 where rows top + i, cols left + j lie inside x's (H, W)."""
+    def _inside(top, left, size, height, width):
+        """(P, 1, size, size) float32: 1 where rows top + i, cols left + j lie inside (height, width)."""
         offsets = paddle.arange(size, dtype="int64")
         rows, cols = top.unsqueeze(1) + offsets, left.unsqueeze(1) + offsets
-        height, width = _length(x, 2), _length(x, 3)
-        inside_rows = ((rows >= 0) & (rows < height)).astype(x.dtype)
-        inside_cols = ((cols >= 0) & (cols < width)).astype(x.dtype)
+        inside_rows = ((rows >= 0) & (rows < height)).astype("float32")
+        inside_cols = ((cols >= 0) & (cols < width)).astype("float32")
         # an outer product as a batched matmul: the broadcast multiply is ~50 ns/element under oneDNN
         return paddle.matmul(inside_rows.unsqueeze(2), inside_cols.unsqueeze(1)).unsqueeze(1)
 
@@ -204,15 +211,15 @@ class Refiner(nn.Layer):
         return crop.transpose([0, 3, 1, 2])
 
     @staticmethod
-    def _gather_image_windows(x, batch, top, unit_left, shift: int, size: int):
+    def _gather_image_windows(x, batch, top, unit_left, size: int):
         """As :meth:`_gather_windows` for a full-resolution image (few channels, many pixels): gathered in units of
-        4 horizontal pixels of one channel (W is a multiple of 4), 4× fewer gather rows. The window's columns are
-        ``4·unit_left + shift + j``. Columns outside x hold clamped values (callers mask them).
+        4 horizontal pixels of one channel (W is a multiple of 4), 4× fewer gather rows: (P, C, size, 4·units),
+        columns ``4·unit_left + j``, units = size / 4 + 1. Pixels outside x hold clamped values (callers mask them).
 
-        batch, top, unit_left: (P,) int64; shift in 0..3."""
+        batch, top, unit_left: (P,) int64."""
         c = x.shape[1]
         height, width = _length(x, 2), _length(x, 3)
-        units = (size + shift + 3) // 4
+        units = size // 4 + 1
         offsets = paddle.arange(size, dtype="int64")
         rows = clamp_to_axis(top.unsqueeze(1) + offsets, x, 2, low=True)  # (P, size)
         unit_cols = (unit_left.unsqueeze(1) + paddle.arange(units, dtype="int64")).astype("float32")  # (P, units)
@@ -222,8 +229,7 @@ class Refiner(nn.Layer):
         planes = batch.reshape([-1, 1]) * c + paddle.arange(c, dtype="int64").reshape([1, c])  # (P, C)
         row_ids = (planes.unsqueeze(2) * height + rows.unsqueeze(1)).reshape([-1, c * size, 1])  # (P, C·size, 1)
         unit_ids = row_ids * row_units.astype("int64") + unit_cols.unsqueeze(1)  # (P, C·size, units)
-        crop = paddle.gather(x.reshape([-1, 4]), unit_ids.flatten()).reshape([-1, c, size, units * 4])
-        return crop[:, :, :, shift:shift + size]
+        return paddle.gather(x.reshape([-1, 4]), unit_ids.flatten()).reshape([-1, c, size, units * 4])
 
     def _resize_windows(self, x, idx, out_size, stride: int, padding: int):
         """Patches of ``resize_bilinear(x, out_size)`` zero-padded by ``padding`` and cropped at ``idx`` (stride
