@@ -6,11 +6,14 @@
 - ``export.json``: what a runtime needs besides the program — model type, the options baked into the graph,
   input/output names and shapes, pre-processing.
 
-BackgroundMattingV2 exports with dynamic batch, height and width (or a fixed size, faster); its refine options (mode, sample pixels,
-threshold, kernel size) are fixed at export. The refiner's static path crops with ``gather`` and writes back with
-a ``scatter_nd`` overwrite, always refining at least one (dummy, weight 0) patch. In ``model.json`` every
-bilinear/nearest resize is the gather + lerp form (oneDNN-safe, see :mod:`bgmatting.models.ops`); ``model.onnx``
-is converted from a second trace with ``F.interpolate``, as onnxruntime's native Resize is faster.
+BackgroundMattingV2 exports with dynamic batch, height and width (or a fixed size, faster for Paddle Inference);
+its refine options (mode, sample pixels, threshold, kernel size) are fixed at export. The refiner's static path
+computes each patch from its own pixels (windows gathered from the coarse features and the image, per-patch
+interpolation matrices) and adds the refined patches back with ``scatter_nd_add``, always refining at least one
+(dummy, weight 0) patch; see :class:`bgmatting.models.bgmv2.refiner.Refiner`. BatchNorm layers are folded into the
+preceding convolutions before tracing (:func:`fold_batch_norms`). In ``model.json`` every bilinear resize is a
+``trilinear`` one over a depth-1 axis (oneDNN-safe, see :mod:`bgmatting.models.ops`); ``model.onnx`` is converted
+from a second trace with ``F.interpolate``, as onnxruntime's native Resize is fast.
 ViTMatte exports with dynamic batch and a fixed height and width (``input_size``): its relative-position tables
 and window padding are computed from Python ints in the model code.
 """
