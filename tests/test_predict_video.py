@@ -1,4 +1,5 @@
-"""Frame sources, threaded reader/writer, video writer and --bgr auto plate estimation."""
+"""Frame sources, threaded reader/writer, video writers (OpenCV baseline, PyAV encoder), the run's timing report and
+--bgr auto plate estimation. (Formats, timestamps, audio and damaged clips: tests/test_video_formats.py.)"""
 import threading
 import time
 
@@ -9,8 +10,10 @@ from bgmatting.data.alignment import PlateAligner
 from bgmatting.data.io import write_image
 from bgmatting.data.synthetic import make_background
 from bgmatting.data.plate_estimation import estimate_plate, sample_indices
-from bgmatting.data.video import ThreadedReader, ThreadedWriter, VideoSource, VideoWriter, open_source
+from bgmatting.data.video import ThreadedReader, ThreadedWriter, VideoEncoder, VideoSource, VideoWriter, open_source
 from bgmatting.errors import UserError
+from bgmatting.pipeline.outputs import OutputSink
+from bgmatting.pipeline.run import run
 from tests.test_predict_cli import moving_square_frames
 from tools.eval_alignment import add_clutter
 
@@ -35,6 +38,48 @@ def test_abandoned_video_leaves_no_file(tmp_path):
     writer.write(np.zeros((16, 16), np.uint8))
     writer.close(ok=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_abandoned_encoder_leaves_no_file(tmp_path):
+    video = VideoEncoder(tmp_path / "a.mp4", "mp4", (16, 16), fps=10)
+    video.write(np.zeros((16, 16), np.uint8))
+    video.close(ok=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("output_format", ["mp4", "webm-alpha", "mov-prores4444"])
+def test_encoder_takes_odd_sizes_and_grey_frames(tmp_path, output_format):
+    frames, _ = moving_square_frames(count=4, size=(27, 35))
+    path = tmp_path / f"a.{ {'webm-alpha': 'webm', 'mov-prores4444': 'mov'}.get(output_format, 'mp4')}"
+    with VideoEncoder(path, output_format, (27, 35), fps=10) as video:
+        for frame in frames:
+            video.write(frame[:, :, 1])  # grey
+    decoded = list(open_source(path, "--src"))
+    assert len(decoded) == 4 and decoded[0][1].shape == (27, 35, 3)
+    assert np.abs(decoded[3][1].astype(int) - frames[3][:, :, 1:2]).mean() < 4
+
+
+def test_hevc_refuses_odd_sizes(tmp_path):
+    video = VideoEncoder(tmp_path / "a.mp4", "mp4-hevc", (27, 35), fps=10)
+    with pytest.raises(UserError, match="mp4-hevc needs an even width and height"):
+        video.write(np.zeros((27, 35, 3), np.uint8))
+    video.close(ok=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_reports_the_share_of_time_the_model_was_busy(tmp_path):
+    frames, _ = moving_square_frames(count=6)
+
+    def predictor(src, bgr):
+        time.sleep(0.05)
+        return {"pha": np.full(src.shape[:2], 0.5, np.float32), "fgr": src / 255.0}
+
+    sink = OutputSink(("pha",), "png")
+    sink.open(tmp_path)
+    pairs = ((f"{i}", frame, frame) for i, frame in enumerate(frames))
+    report = run(predictor, pairs, "bgr", lambda name, frame, plate: plate, sink, progress=False)
+    assert report.written == 6 and report.model_seconds >= 0.3
+    assert 0.5 < report.model_busy <= 1.0 and report.timing_line().startswith("model busy ")
 
 
 def test_folder_source_is_sorted_and_recursive(tmp_path):

@@ -169,7 +169,8 @@ class VideoSource(FrameSource):
                                 f"{', '.join(s.type for s in container.streams) or 'none'})")
             stream = container.streams.video[0]
             self.codec = stream.codec_context.name
-            self.alpha = stream.metadata.get("alpha_mode") == "1" or "a" in (stream.codec_context.pix_fmt or "")
+            self.alpha = stream.metadata.get("alpha_mode") == "1" or (stream.codec_context.pix_fmt or "").startswith(
+                ("yuva", "gbrap", "ya8", "ya16", "rgba", "bgra", "argb", "abgr"))
             self.time_base = stream.time_base or Fraction(1, 90000)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.rate = Fraction(rate) if rate else Fraction(25)
@@ -205,6 +206,7 @@ class VideoSource(FrameSource):
         try:
             stream = container.streams.video[0]
             step = max(1, round(1 / (self.rate * self.time_base)))  # one frame's duration, for missing timestamps
+            reformatter = av.video.reformatter.VideoReformatter()
             index, missing, self.decoded, last = 0, 0, 0, None
             for frame in self._frames(container, stream):
                 if frame is None:  # an undecodable frame: yielded only once a decodable one follows
@@ -219,7 +221,7 @@ class VideoSource(FrameSource):
                 name = f"{index:05d}"
                 self.timestamps[name] = pts
                 self.decoded += 1
-                yield name, self._rgb(frame)
+                yield name, self._rgb(frame, reformatter)
                 index += 1
             self.frames_seen = index - missing
         finally:
@@ -265,15 +267,15 @@ class VideoSource(FrameSource):
             heapq.heappop(pending)
             yield None
 
-    def _rgb(self, frame) -> np.ndarray:
-        """uint8 (H, W, 3) RGB, rotated upright."""
+    def _rgb(self, frame, reformatter) -> np.ndarray:
+        """uint8 (H, W, 3) RGB, rotated upright (``reformatter``: a VideoReformatter reused frame after frame)."""
         if frame.format.name.startswith(("yuv", "nv", "p0", "p2")) and not frame.format.name.startswith("yuvj"):
             space = _swscale_space(self.colour["colorspace"], frame.height)
             limited = self.colour["color_range"] != RANGE_FULL
-            rgb = frame.to_ndarray(format="rgb24", src_colorspace=space,
-                                   src_color_range="MPEG" if limited else "JPEG")
+            rgb = reformatter.reformat(frame, format="rgb24", src_colorspace=space,
+                                       src_color_range="MPEG" if limited else "JPEG").to_ndarray()
         else:
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
         if self.rotation:
             rgb = np.rot90(rgb, self.rotation // 90)
         return np.ascontiguousarray(rgb)
@@ -351,6 +353,7 @@ _SPACE_BT709, _SPACE_UNSPECIFIED = 1, 2  # AVColorSpace
 def _av():
     """The ``av`` module (imported on first use: importing it loads FFmpeg)."""
     import av  # FFmpeg's own log lines stay off (PyAV's default): errors come back as exceptions and counts
+    import av.video.reformatter  # noqa: F401
     return av
 
 
@@ -542,7 +545,8 @@ class VideoEncoder:
     source's, frame by frame (variable frame rate kept); the source's colour tags are written and its audio copied.
 
     Args:
-        path: the output file (extension as :data:`VIDEO_FORMATS` says). output_format: a key of VIDEO_FORMATS.
+        path: the output file (extension as :data:`VIDEO_FORMATS` says). output_format: a key of VIDEO_FORMATS
+            (the container follows it, whatever the extension).
         size: (H, W).
         timing: the :class:`VideoSource` the frames come from (time base, frame rate, colour tags, audio), or None.
         fps: frame rate without ``timing``. crf: quality of H.264/HEVC/VP9 (0 = lossless; lower = better; ProRes
@@ -570,7 +574,9 @@ class VideoEncoder:
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         try:
-            self.container = self.av.open(str(self._tmp), "w", format=_CONTAINERS[self.path.suffix.lower()])
+            container = _CONTAINERS[VIDEO_FORMATS[output_format]]
+            options = {"movflags": "+faststart"} if container == "mp4" else {}  # index first: plays while loading
+            self.container = self.av.open(str(self._tmp), "w", format=container, options=options)
         except BaseException as error:
             self._atomic.__exit__(type(error), error, None)
             raise UserError(f"cannot write video {self.path}: {_ffmpeg_message(error)}") from None
@@ -582,6 +588,9 @@ class VideoEncoder:
             raise ValueError(f"{self.format} cannot hold an alpha channel; composite the frame first")
         height, width = self.size
         odd = height % 2 or width % 2
+        if odd and self.format == "mp4-hevc":  # libx265 corrupts its memory on odd sizes, even in 4:4:4
+            raise UserError(f"mp4-hevc needs an even width and height; {self.path.name} would be {width}x{height}: "
+                            "use --output-format mp4 or mov-prores4444")
         codec, pix_fmt, options = {
             "mp4": ("libx264", "yuv444p" if odd else "yuv420p", {"crf": str(self.crf), "preset": "medium"}),
             "mp4-hevc": ("libx265", "yuv444p" if odd else "yuv420p",
@@ -615,8 +624,12 @@ class VideoEncoder:
         self.space = _swscale_space(tags["colorspace"], height)
         self.range = "JPEG" if tags["color_range"] == RANGE_FULL else "MPEG"
         self.stream = stream
+        self.reformatter = self.av.video.reformatter.VideoReformatter()
         if self.audio_source is not None:
-            self.audio = AudioTrack(self.audio_source, self.container, _CONTAINERS[self.path.suffix.lower()])
+            try:
+                self.audio = AudioTrack(self.audio_source, self.container, _CONTAINERS[VIDEO_FORMATS[self.format]])
+            except (self.av.FFmpegError, ValueError, KeyError) as error:
+                _warn(f"{self.path.name}: written without the source's audio ({_ffmpeg_message(error)})")
 
     def write(self, image: np.ndarray, pts: int = None):
         """Encode one frame (see the class docstring)."""
@@ -627,8 +640,9 @@ class VideoEncoder:
         layout = {2: "gray", 3: "rgb24", 4: "rgba"}[image.ndim if image.ndim == 2 else image.shape[2]]
         frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=layout)
         if self.pix_fmt != layout:
-            frame = frame.reformat(format=self.pix_fmt, src_colorspace=self.space, dst_colorspace=self.space,
-                                   src_color_range="JPEG", dst_color_range=self.range)
+            frame = self.reformatter.reformat(frame, format=self.pix_fmt, src_colorspace=self.space,
+                                              dst_colorspace=self.space, src_color_range="JPEG",
+                                              dst_color_range=self.range)
         if pts is None:
             pts = 0 if self.last_pts is None else self.last_pts + self.step
         if self.last_pts is not None and pts <= self.last_pts:  # encoders need increasing timestamps
@@ -748,7 +762,7 @@ class AudioTrack:
 class VideoWriter:
     """Write RGB or grey frames to an ``.mp4`` with OpenCV (``mp4v``, no quality control, no audio, constant frame
     rate) atomically: a temporary file renamed on :meth:`close`. predict.py wrote video this way before
-    :class:`VideoEncoder`; kept as the speed/size baseline (tools/benchmark_video.py) and for quick test clips.
+    :class:`VideoEncoder`; kept as the speed/size baseline and for quick test clips.
 
     Args:
         path: output file; fps: frames per second; size: (H, W).

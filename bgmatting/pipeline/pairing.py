@@ -75,7 +75,9 @@ def frame_pairs(src, guide, what="--bgr"):
 
 def estimate_source_plate(src, aligner=None) -> PlateEstimate:
     """The clean plate of a video or folder shot without one (``--bgr auto``): the temporal median of its decodable
-    frames (:func:`bgmatting.data.plate_estimation.estimate_plate`), with a progress bar on stderr."""
+    frames (:func:`bgmatting.data.plate_estimation.estimate_plate`), with a progress bar on stderr. The frames come
+    through the same reader as the run's (:class:`bgmatting.data.video.VideoSource`: rotated upright, same colour
+    conversion), so the plate matches them pixel for pixel."""
     frames = tqdm(src, total=len(src) or None, desc="estimating plate", unit="frame", file=sys.stderr)
     return estimate_plate(ThreadedReader(frame for _, frame in frames if frame is not None), count=len(src) or 1,
                           aligner=aligner)
