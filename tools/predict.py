@@ -3,10 +3,11 @@
 Flags follow the official inference_images.py / inference_video.py; ``--src`` and ``--bgr`` take a file, a
 folder or a video, and ``--bgr auto`` estimates the plate of a video shot without one.
 
-Outputs go to OUTPUT_DIR/TYPE/NAME.png (or TYPE.mp4), named after the inputs; files of one folder that share a stem
-keep their extension (``a.png``, ``a.jpg`` → ``a_png``, ``a_jpg``). The folder appears only once the run finished
-(:mod:`bgmatting.pipeline.output_dir`). Bad input ends the run with one ``error:`` line and exit status 2;
-undecodable video frames are skipped with a warning, and the last line counts the frames actually written.
+Outputs go to OUTPUT_DIR/TYPE/NAME.png (or TYPE.mp4|mov|webm), named after the inputs; files of one folder that
+share a stem keep their extension (``a.png``, ``a.jpg`` → ``a_png``, ``a_jpg``). The folder appears only once the run
+finished (:mod:`bgmatting.pipeline.output_dir`). Bad input ends the run with one ``error:`` line and exit status 2;
+undecodable video frames are skipped with a warning, and the last line counts the frames actually written. Video
+outputs keep the source's timestamps, colour tags and audio (see --output-format).
 
 Example:
     python predict.py --model-type mattingrefine --model-backbone resnet50 \\
@@ -16,6 +17,10 @@ Example:
     python predict.py --model-type mattingrefine --model-backbone mobilenetv2 \\
         --model-checkpoint pytorch_mobilenetv2.pth --src clip.mp4 --bgr plate.jpg \\
         --output-dir out_clip --output-types com pha --target-bgr 0,255,0 -y
+    # for an editor: ProRes 4444 with 'com' as a real alpha channel, the clip's timestamps and audio kept
+    python predict.py --model-type mattingrefine --model-backbone mobilenetv2 \\
+        --model-checkpoint pytorch_mobilenetv2.pth --src clip.mp4 --bgr plate.jpg \\
+        --output-dir out_prores --output-types com pha --output-format mov-prores4444
 
     # trimap matting (ViTMatte; official .pth, Hugging Face model.safetensors or converted .pdparams)
     python predict.py --model-type vitmatte --model-checkpoint vitmatte-small/model.safetensors \\
@@ -84,7 +89,8 @@ def build_parser():
                     help="homography: the official ORB+RANSAC; ecc: + sub-pixel refinement; full: + exposure and "
                          "white-balance matching (default)")
     io.add_argument("--output-dir", required=True,
-                    help="the output folder: OUTPUT_DIR/TYPE/NAME.png (or TYPE.mp4), written when the run finished")
+                    help="the output folder: OUTPUT_DIR/TYPE/NAME.png (or TYPE.mp4|mov|webm), written when the run "
+                         "finished")
     io.add_argument("--output-types", required=True, nargs="+", choices=OUTPUT_TYPES,
                     help="com: RGBA cut-out (or composite on --target-bgr), pha: alpha, fgr: foreground, err: error "
                          "map, ref: refined patches, trimap: the trimap used (vitmatte; the cascade's automatic one), "
@@ -98,8 +104,9 @@ def build_parser():
     io.add_argument("--pha-depth", type=int, default=8, choices=[8, 16],
                     help="16: 'pha' as 16-bit PNGs (with --output-format png)")
     io.add_argument("--target-bgr",
-                    help="composite 'com' onto this: a colour R,G,B, an image, or a video (default for video "
-                         "output: the official green; for image output 'com' is an RGBA PNG)")
+                    help="composite 'com' onto this: a colour R,G,B, an image, or a video (default for mp4 and "
+                         "mp4-hevc: the official green; otherwise 'com' is an RGBA cut-out: PNG, ProRes 4444 or VP9 "
+                         "with alpha)")
     parser.add_argument("--backend", default="dygraph", choices=["dygraph", "inference", "onnx"],
                         help="inference = Paddle Inference (oneDNN on CPU), onnx = onnxruntime; both take an export "
                              "directory of tools/export.py as --model-checkpoint, or export a checkpoint on the fly")
