@@ -255,6 +255,8 @@ def classify(command: Command) -> str:
         return argv[0].replace(".", "source")
     if argv[0] == "pytest" or argv[1:3] == ["-m", "pytest"]:
         return "pytest"
+    if argv[0] in ("python", "python3") and argv[1:3] == ["-m", "venv"]:
+        return "venv"
     tool = tool_of(argv)
     if tool is None:
         return "unknown"
@@ -268,7 +270,8 @@ def classify(command: Command) -> str:
         return "help"
     if name == "serve":
         return "serve"
-    if name == "webcam" and not any(w.lower().endswith(VIDEO_EXT) for w in rest):
+    if name == "webcam" and (any(w.startswith("camera:") for w in rest)
+                             or not any(w.lower().endswith(VIDEO_EXT) for w in rest)):
         return "help"  # a camera and a display: neither is here
     if name in ("train", "launch") or name in TRAIN_STAGES:
         return "train" if synthetic_training(command) else "train-real-data"
@@ -916,6 +919,17 @@ class Runner:
         target = argv[1] if len(argv) > 1 else ""
         ok = (ROOT / target).exists()
         return Outcome(command, "source", argv, ok, "exists" if ok else f"{target} does not exist in the repository")
+
+    def do_venv(self, command, argv):
+        """``python3 -m venv DIR``: really made (without pip, to be quick) in a scratch folder."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            target = Path(scratch) / argv[-1]
+            done = subprocess.run([argv[0], "-m", "venv", "--without-pip", str(target)], capture_output=True,
+                                  text=True)
+            ok = done.returncode == 0 and (target / "bin" / "python").exists()
+        return Outcome(command, "venv", argv, ok, "a virtualenv is made" if ok else done.stderr.strip()[-300:])
 
     def do_pytest(self, command, argv):
         paths = [w.split("::")[0] for w in argv[1:] if w.startswith("tests")]
