@@ -196,3 +196,23 @@ def test_two_processes_export_once(cache, checkpoint, tmp_path):
     outputs = [next((tmp_path / f"out{run}" / "pha").iterdir()).read_bytes() for run in range(2)]
     assert outputs[0] == outputs[1]
     assert os.environ[export_cache.ENVIRONMENT_VARIABLE] == str(cache)
+
+
+def test_vitmatte_checkpoint_runs_on_cached_exports_per_padded_size(cache, tmp_path):
+    """ViTMatte exports at a fixed size: one cached export per padded (multiple of 32) size, = dygraph."""
+    from bgmatting.models import ViTMatte
+    from tests.test_backends import TINY_VIT
+
+    paddle.seed(5)
+    path = tmp_path / "vitmatte.pdparams"
+    paddle.save(ViTMatte(**TINY_VIT).state_dict(), str(path))
+    rng = np.random.default_rng(3)
+    fast = Predictor("vitmatte", checkpoint=str(path), backend="onnx", cpu_threads=1)
+    slow = Predictor("vitmatte", checkpoint=str(path))
+    for height, width in ((60, 90), (64, 96), (30, 50)):  # padded to 64x96, 64x96 (same export), 32x64
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        trimap = rng.choice(np.array([0, 128, 255], np.uint8), (height, width))
+        got, want = fast(image, trimap=trimap)["pha"], slow(image, trimap=trimap)["pha"]
+        assert got.shape == (height, width) and np.abs(got - want).max() < TOLERANCE
+    shapes = sorted(str(json.loads((e / "export.json").read_text())["inputs"][0]["shape"]) for e in entries(cache))
+    assert shapes == ["[None, 4, 32, 64]", "[None, 4, 64, 96]"] and export_cache.stats["built"] == 2

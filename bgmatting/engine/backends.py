@@ -284,10 +284,14 @@ def static_backend(name: str, dygraph_model):
             exports = CachedExports(name, settings, model, device, cpu_threads, dygraph_model)
             runtime_for = exports.runtime
 
+        def by_shape(*inputs):  # the kind's run pads (ViTMatte: to 32) before calling: pick the export here
+            runner.runtime = runtime_for(*np.shape(inputs[0])[2:])
+            return runner.runtime(*inputs)
+
+        static = StaticModel(by_shape)
+
         def runner(src: np.ndarray, guide: np.ndarray) -> dict:
-            runtime = runtime_for(*src.shape[2:])
-            runner.runtime = runtime
-            return settings.kind.run(StaticModel(runtime), src, guide)
+            return settings.kind.run(static, src, guide)
 
         runner.runtime = None if exports is not None else runtime_for(0, 0)
         runner.exports = exports
