@@ -21,6 +21,11 @@ folders with model.yaml), models/{stage1_base,stage2_refine}/ (copies of the bes
 results.md (held-out SAD/MSE/Grad/Conn, DIM convention over the unknown band of a trimap from the ground truth, per
 plate condition, with the ratios to difference matting), reference.png (labelled pictures), loss_curves.png,
 timings.json; with --study: study/<variant>/ runs and study.md/study.json.
+
+The study (--study; about an hour on two busy cores): stage 2 from the reference's stage-1 model for 100 iterations
+with one change each — crops 128–192 px, 50 instead of 200 training images, every learning rate ×4 or ×0.25, the
+Laplacian loss on — scored against the reference's own checkpoint at 100 iterations (the same run, unchanged), and
+the reference's stage 2 continued to twice its iterations (the iterations row, with its checkpoints).
 """
 import argparse
 import dataclasses
@@ -58,13 +63,14 @@ SCALES = {
 }
 
 #: the study: stage 2 from the reference's stage-1 model for STUDY_ITERS iterations, one thing changed per variant
-STUDY_ITERS = {"full": 150, "smoke": 1}
+STUDY_ITERS = {"full": 100, "smoke": 1}
 STUDY_VARIANTS = {
     "crop_128_192": (["data.crop.min=128", "data.crop.max=193"], "crops 128–192 px instead of 256–384 (same scale)"),
     "images_50": ([], "50 training foregrounds and backgrounds instead of 200"),
     "lr_x4": (None, "every per-module learning rate ×4"),
     "lr_x0.25": (None, "every per-module learning rate ×0.25"),
     "laplacian": (["loss.pha_laplacian=1.0"], "Laplacian pyramid loss on alpha (weight 1)"),
+    "continued": (None, "the reference's stage 2 continued to twice its iterations"),
 }
 STUDY_SMALL_N = {"full": 50, "smoke": 2}
 
@@ -96,8 +102,9 @@ def data_opts(data: Path, videomatte="videomatte", backgrounds="backgrounds") ->
 
 # --------------------------------------------------------------------------------------------------- training
 
-def train_stage(stage: str, data: Path, save_dir: Path, overrides=(), init_from=None) -> dict:
-    """Train (or resume, or reuse when finished) one stage in ``save_dir``; returns the trainer's result + cfg."""
+def train_stage(stage: str, data: Path, save_dir: Path, overrides=(), init_from=None, resume=None) -> dict:
+    """Train (or resume, or reuse when finished) one stage in ``save_dir``; returns the trainer's result + cfg.
+    ``resume``: a checkpoint to continue whatever its config (used only while ``save_dir`` has no ``latest``)."""
     from bgmatting.engine.vitmatte_trainer import load_training_config
 
     opts = data_opts(data) + list(overrides)
@@ -106,7 +113,9 @@ def train_stage(stage: str, data: Path, save_dir: Path, overrides=(), init_from=
     trainer_class, cfg = load_training_config(ROOT / CONFIGS[stage], opts)
     print(f"{stage}: {cfg['model']['type']} ({cfg['model']['backbone']}) for {cfg['train']['iters']} iterations "
           f"→ {save_dir}", flush=True)
-    result = trainer_class(cfg, save_dir, source=ROOT / CONFIGS[stage]).train()
+    if resume is not None and (save_dir / "latest").exists():
+        resume = None  # continue this run's own checkpoint
+    result = trainer_class(cfg, save_dir, resume=resume, source=ROOT / CONFIGS[stage]).train()
     return {"cfg": cfg, "best": save_dir / "best_model", **result}
 
 
@@ -118,7 +127,9 @@ class Timings:
         self.seconds = json.loads(path.read_text()) if path.is_file() else {}
 
     def add(self, phase: str, seconds: float):
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+        """Add ``seconds`` to a training phase (resumed runs add up); other phases are redone, so replaced."""
+        resumable = "training" in phase or phase == "data"
+        self.seconds[phase] = (self.seconds.get(phase, 0.0) if resumable else 0.0) + seconds
         self.path.write_text(json.dumps(self.seconds, indent=1))
 
     def timed(self, phase: str, function, *args, **kwargs):
@@ -161,12 +172,30 @@ class ShiftNoiseExposure:
         return dataclasses.replace(sample, src=to_uint8(np.clip(src, 0, 1)), bgr=to_uint8(np.clip(plate, 0, 1)))
 
 
+class AtScale:
+    """A method run at ``scale`` of the image's size (inputs resized with area averaging, outputs back bilinearly):
+    stage 1's MattingBase scored at the scale it was trained at — in the full model it runs at backbone_scale."""
+
+    def __init__(self, method, scale: float):
+        self.method, self.scale = method, scale
+
+    def __call__(self, src, bgr=None, trimap=None):
+        import cv2
+
+        height, width = src.shape[:2]
+        small = (max(8, round(width * self.scale)), max(8, round(height * self.scale)))
+        shrink = lambda image: cv2.resize(image, small, interpolation=cv2.INTER_AREA)  # noqa: E731
+        outputs = self.method(shrink(src), bgr=None if bgr is None else shrink(bgr))
+        return {key: np.ascontiguousarray(cv2.resize(value, (width, height), interpolation=cv2.INTER_LINEAR))
+                for key, value in outputs.items()}
+
+
 PERFECT = "perfect plates"
 IMPERFECT = "imperfect plates (2-px shift, noise σ 0.02, exposure +8 %)"
 SIMULATED = "official plate simulation (shadow, noise, colour jitter, misalignment)"
 DIFFERENCE = "difference matting (threshold 0.1)"
 UNTRAINED = "untrained MattingRefine (seed 0)"
-STAGE1 = "stage 1 MattingBase (trained)"
+STAGE1 = "stage 1 MattingBase (trained), run at ¼ scale"
 STAGE2 = "stage 2 MattingRefine (trained)"
 
 
@@ -256,7 +285,7 @@ def write_pictures(out: Path, benches: dict, methods: dict, rows: int = 4):
                       outputs[STAGE1]["pha"], final["pha"], error_map(final["pha"], sample.pha), overlay,
                       checkerboard_composite(final["fgr"], final["pha"])])
         row_labels.append(f"held-out image {sample.name}, imperfect plate (2-px shift, noise, exposure +8 %)")
-    labels = ["source", "plate", "true alpha", "difference (0.1)", "untrained", "stage 1 alpha", "stage 2 alpha",
+    labels = ["source", "plate", "true alpha", "difference (0.1)", "untrained", "stage 1 (¼ scale)", "stage 2 alpha",
               "stage 2 |error|", "refined patches", "stage 2 composite"]
     write_image(out / "reference.png", labelled_grid(tiles, labels, row_labels))
 
@@ -299,6 +328,13 @@ def run_study(out: Path, data: Path, scale_name: str, scale: dict, stage1_best: 
         result_path = folder / "heldout.json"
         if result_path.is_file():
             continue
+        if name == "continued":  # scored with the reference's checkpoints (write_study), not as a variant
+            total = 2 * base_cfg["train"]["iters"]
+            step = max(1, total // 8)
+            timings.timed("study continued training", train_stage, "stage2", data, folder, smoke + [
+                f"train.iters={total}", f"train.save_interval={step}", f"train.val_interval={step}"],
+                init_from=stage1_best / "model.pdparams", resume=out / "stage2" / "latest")
+            continue
         overrides = common + study_overrides(name, base_cfg, data, STUDY_SMALL_N[scale_name])
         overrides = [o for o in overrides if not o.startswith("data.train.")] + \
             [o for o in overrides if o.startswith("data.train.")]  # the variant's data paths win
@@ -311,7 +347,13 @@ def run_study(out: Path, data: Path, scale_name: str, scale: dict, stage1_best: 
 
 
 def reference_checkpoints(out: Path) -> list:
-    return sorted((p for p in (out / "stage2").glob("iter_*") if p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+    """The reference's stage-2 checkpoints ``iter_N``, and those of its continuation (study variant ``continued``)."""
+    found = {}
+    for folder in (out / "stage2", out / "study" / "continued"):
+        for path in folder.glob("iter_*"):
+            if path.name[5:].isdigit() and (path / "model.pdparams").is_file():
+                found.setdefault(path.name, path)
+    return [found[name] for name in sorted(found, key=lambda name: int(name[5:]))]
 
 
 def write_study(out: Path, data: Path, scale_name: str, scale: dict, timings: Timings):
@@ -335,6 +377,8 @@ def write_study(out: Path, data: Path, scale_name: str, scale: dict, timings: Ti
         rows.append((f"reference stage 2 after {folder[5:]} iterations", "iterations", score))
     for name, (_, what) in STUDY_VARIANTS.items():
         path = out / "study" / name / "heldout.json"
+        if name == "continued":
+            continue
         if path.is_file():
             means = json.loads(path.read_text())["means"]
             rows.append((f"{what}, {iters} iterations", name, {c: m[name] for c, m in means.items()}))
@@ -401,7 +445,8 @@ def main(argv=None):
     for key, run in (("stage1_base", stage1), ("stage2_refine", stage2)):
         copy_model(run["best"], out / "models" / key)
     methods = {DIFFERENCE: None, UNTRAINED: predictor(cfg=stage2["cfg"]),
-               STAGE1: predictor(out / "models" / "stage1_base"), STAGE2: predictor(out / "models" / "stage2_refine")}
+               STAGE1: AtScale(predictor(out / "models" / "stage1_base"), stage2["cfg"]["model"]["backbone_scale"]),
+               STAGE2: predictor(out / "models" / "stage2_refine")}
     from bgmatting.engine import evaluator
 
     methods[DIFFERENCE] = evaluator.DifferenceBaseline(0.1)

@@ -74,10 +74,14 @@ def test_smoke_run_writes_results_pictures_models_and_resumes(tmp_path):
     assert (tmp_path / "stage2" / "losses.csv").read_text() == losses  # finished stages are reused, not retrained
 
     study = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path), "--study", "--variants",
-                                        "lr_x4,images_50"], capture_output=True, text=True)
+                                        "lr_x4,images_50,continued"], capture_output=True, text=True)
     assert study.returncode == 0, study.stderr[-3000:]
     rows = json.loads((tmp_path / "study.json").read_text())["rows"]
     assert {row["variant"] for row in rows} == {"iterations", "lr_x4", "images_50"}
+    # the iterations rows: the reference's checkpoints (1, 2) and its continuation to twice the iterations (3, 4)
+    assert [row["label"] for row in rows if row["variant"] == "iterations"] == [
+        f"reference stage 2 after {n} iterations" for n in (1, 2, 3, 4)]
+    assert "resumed from" in (tmp_path / "study" / "continued" / "train.log").read_text()
     assert "0.0002" in (tmp_path / "study" / "lr_x4" / "config.yaml").read_text()  # backbone 5e-5 × 4
 
 
