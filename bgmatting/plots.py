@@ -176,7 +176,7 @@ def plot_loss_curves(path, runs: dict, terms=("loss",), valid: bool = True) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.4), squeeze=False)
+    figure, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4.2), squeeze=False)
     for axis, (title, save_dir) in zip(axes[0], runs.items()):
         save_dir = Path(save_dir)
         iterations, columns = read_losses(save_dir / "losses.csv")
@@ -191,15 +191,19 @@ def plot_loss_curves(path, runs: dict, terms=("loss",), valid: bool = True) -> N
         axis.set_title(title)
         axis.set_xlabel("iteration")
         axis.set_ylabel("training loss")
+        handles, labels = axis.get_legend_handles_labels()
         if valid and (save_dir / "valid.csv").is_file():
             valid_iterations, valid_columns = read_losses(save_dir / "valid.csv")
             if "sad" in valid_columns and len(valid_iterations):
                 right = axis.twinx()
                 right.plot(valid_iterations, valid_columns["sad"], "o-", color="black", markersize=3,
-                           label="validation SAD")
+                           label="validation SAD (right axis)")
                 right.set_ylabel("validation SAD (whole image)")
-                right.legend(loc="upper center", fontsize=8)
-        axis.legend(loc="upper right", fontsize=8)
+                more_handles, more_labels = right.get_legend_handles_labels()
+                handles, labels = handles + more_handles, labels + more_labels
+        # one legend under the panel, so it hides no curve
+        axis.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=7,
+                    frameon=False)
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
