@@ -1,11 +1,14 @@
 """Shared pytest set-up: the repository root on sys.path, Paddle's start-up warning silenced, CPU device."""
 import os
 import sys
+import tempfile
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 warnings.filterwarnings("ignore", message="No ccache found")
+# the tests' exports go to a cache of their own (tests/test_export_cache.py sets its own where it needs one)
+os.environ.setdefault("BGMATTING_EXPORT_CACHE", tempfile.mkdtemp(prefix="bgm-exports-"))
 
 
 def run_script(*args):

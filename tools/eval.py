@@ -146,7 +146,7 @@ def build_predict_fn(args):
         import paddle
 
         paddle.seed(args.seed)  # the same untrained weights on every run
-    predictor = Predictor.from_args(args)
+    predictor = Predictor.from_args(args, backend=None)  # the fastest installed runtime that applies
     description = {"type": predictor.model_type, "checkpoint": args.model_checkpoint or "random init",
                    **{k: v for k, v in predictor.options.items() if k != "vitmatte_config"}}
     return predictor, description

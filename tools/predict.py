@@ -47,7 +47,7 @@ from bgmatting.data.io import write_image  # noqa: E402
 from bgmatting.data.trimap_inputs import TrimapInput  # noqa: E402
 from bgmatting.data.video import open_source  # noqa: E402
 from bgmatting.engine.model_args import add_model_arguments, settings_from_args  # noqa: E402
-from bgmatting.engine.predictor import Predictor  # noqa: E402
+from bgmatting.engine.predictor import Predictor, default_backend  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
 from bgmatting.cli_help import HelpFormatter  # noqa: E402
 from bgmatting.pipeline.extras import check_guide_outputs, with_guide_outputs  # noqa: E402
@@ -107,9 +107,12 @@ def build_parser():
                     help="composite 'com' onto this: a colour R,G,B, an image, or a video (default for mp4 and "
                          "mp4-hevc: the official green; otherwise 'com' is an RGBA cut-out: PNG, ProRes 4444 or VP9 "
                          "with alpha)")
-    parser.add_argument("--backend", default="dygraph", choices=["dygraph", "inference", "onnx"],
-                        help="inference = Paddle Inference (oneDNN on CPU), onnx = onnxruntime; both take an export "
-                             "directory of tools/export.py as --model-checkpoint, or export a checkpoint on the fly")
+    parser.add_argument("--backend", default=None, choices=["auto", "dygraph", "inference", "onnx"],
+                        help="auto (the default) = the fastest installed runtime (onnxruntime, else Paddle Inference) "
+                             "where the model exports, else dygraph; inference = Paddle Inference (oneDNN on CPU), "
+                             "onnx = onnxruntime: both take an export folder as --model-checkpoint, or export the "
+                             "checkpoint once into the export cache (~/.cache/bgmatting/exports, "
+                             "$BGMATTING_EXPORT_CACHE); dygraph = eager Paddle")
     parser.add_argument("--cpu-threads", type=int, default=None, help="threads of the inference/onnx backends")
     parser.add_argument("--verbose", action="store_true",
                         help="show the runtimes' own logs (Paddle, oneDNN, paddle2onnx), hidden by default")
@@ -142,7 +145,7 @@ def check_model_inputs(args, settings):
     if kind.name == "bgmv2+vitmatte":
         if not settings.options["vitmatte_checkpoint"]:
             raise UserError("bgmv2+vitmatte needs the ViTMatte weights too: --model-vitmatte-checkpoint CKPT")
-        if args.backend != "dygraph":
+        if args.backend not in (None, "auto", "dygraph"):
             raise UserError("the bgmv2+vitmatte cascade runs on the dygraph backend only")
 
 
@@ -228,9 +231,11 @@ def predict(args):
     output = OutputFolder(args.output_dir, args.y)
     settings = settings_from_args(args)  # imports Paddle: after the cheap checks
     check_model_inputs(args, settings)
-    check_guide_outputs(settings.kind, args.output_types, args.clamp_known, args.backend)
+    backend = args.backend if args.backend not in (None, "auto") else default_backend(
+        settings.kind, args.device, None, settings.source)  # auto: the fastest runtime that applies
+    check_guide_outputs(settings.kind, args.output_types, args.clamp_known, backend)
     guide = load_guide(args, src, settings.kind)
-    predictor = Predictor.from_args(args, settings=settings, backend=args.backend, cpu_threads=args.cpu_threads)
+    predictor = Predictor.from_args(args, settings=settings, backend=backend, cpu_threads=args.cpu_threads)
     predictor = with_guide_outputs(predictor, args.output_types, args.clamp_known)  # + trimap/bgr, --clamp-known
     sink = OutputSink(args.output_types, args.output_format, src.fps, target, crf=args.crf, pha_depth=args.pha_depth,
                       timing=src if src.kind == "video" else None)  # timestamps, colour tags and audio of --src

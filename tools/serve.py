@@ -114,7 +114,7 @@ def predictor_factory(args):
             import paddle
 
             paddle.seed(args.seed)
-        return Predictor(settings=model_settings, device=args.device)
+        return Predictor(settings=model_settings, device=args.device, backend=None)  # the fastest runtime
     return build, model_settings
 
 
