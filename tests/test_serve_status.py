@@ -58,7 +58,8 @@ def test_status_describes_model_runtime_versions(server):
     model = status["model"]
     assert model["kind"] == "mattingbase" and model["random_weights"] is True and model["checkpoint"] is None
     assert model["options"]["backbone"] == "mobilenetv2" and model["guide"] == "bgr"
-    assert status["runtime"]["backend"].startswith("dygraph") and status["runtime"]["device"] == "cpu"
+    # the fastest installed runtime (tools/serve.py passes backend=None): onnxruntime here
+    assert status["runtime"]["backend"] == "onnx (onnxruntime)" and status["runtime"]["device"] == "cpu"
     assert status["runtime"]["cpu_count"] >= 1
     versions = status["versions"]
     assert versions["paddle"] and versions["bgmatting"] and versions["python"]
@@ -120,7 +121,7 @@ def test_status_tab_and_batch_summary_in_the_browser(server, tmp_path):
         facts = {row.get_attribute("data-fact"): row.find_element(By.TAG_NAME, "td").text
                  for row in browser.find_elements(By.CSS_SELECTOR, "#server-facts tr")}
         assert facts["model"] == "mattingbase (random weights)" and facts["device"] == "cpu"
-        assert "backbone=mobilenetv2" in facts["settings"] and facts["runtime"].startswith("dygraph")
+        assert "backbone=mobilenetv2" in facts["settings"] and facts["runtime"].startswith("onnx")
         assert "paddle " in facts["versions"] and "CPUs" in facts["threads"]
         assert "succeeded" in facts["batches"] and "failed" in facts["batches"]
         assert browser.find_element(By.ID, "server").is_displayed()

@@ -214,7 +214,8 @@ def test_eval_comp1k_runs_vitmatte(checkpoint, tmp_path):
     assert [row["name"] for row in result.rows] == ["fg0_bg0", "fg1_bg1"]
     assert result.means["sad"] > 0 and result.means["grad"] > 0
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert report["model"] == {"type": "vitmatte", "checkpoint": str(checkpoint)} and report["source"] == "comp1k"
+    assert report["model"]["type"] == "vitmatte" and report["model"]["checkpoint"] == str(checkpoint)
+    assert report["model"]["decoder_tile_overlap"] == 64 and report["source"] == "comp1k"  # every resolved option
     clamped = eval_main(argv + ["--clamp-known", "--save-dir", str(tmp_path / "eval2")])
     assert clamped.means["sad"] == pytest.approx(result.means["sad"])  # clamping leaves the unknown band alone
     assert clamped.means["grad"] != pytest.approx(result.means["grad"])

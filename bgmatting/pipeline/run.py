@@ -69,10 +69,10 @@ def run(predictor, pairs, guide: str, to_guide, sink, total: int = None, progres
     report = RunReport(warnings=getattr(to_guide, "warnings", {}))
     ok = False
     start = time.perf_counter()
+    bar = tqdm(ThreadedReader(pairs), total=total or None, unit="frame", disable=not progress, file=sys.stderr)
     try:
         with ThreadedWriter() as writer:
-            frames = iter(tqdm(ThreadedReader(pairs), total=total or None, unit="frame", disable=not progress,
-                               file=sys.stderr))
+            frames = iter(bar)
             while True:
                 waited = time.perf_counter()
                 item = next(frames, None)
@@ -98,6 +98,7 @@ def run(predictor, pairs, guide: str, to_guide, sink, total: int = None, progres
         report.write_wait_seconds += time.perf_counter() - waited  # the writer finishing the queue
         ok = True
     finally:
+        bar.close()  # ends the bar's line, so an error message starts on a line of its own
         closing = time.perf_counter()
         sink.close(ok)  # the encoders' last frames
         report.write_wait_seconds += time.perf_counter() - closing

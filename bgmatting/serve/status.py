@@ -56,8 +56,9 @@ def model_facts(predictor, model_info: dict, random_weights: bool) -> dict:
 
 def runtime_facts(predictor) -> dict:
     """The runtime running the model, its threads and the device."""
-    runner = getattr(predictor, "runner", None)
-    backend = "dygraph (Paddle eager)" if hasattr(runner, "model") else "static (Paddle Inference / onnxruntime)"
+    names = {"dygraph": "dygraph (Paddle eager)", "inference": "inference (Paddle Inference, oneDNN)",
+             "onnx": "onnx (onnxruntime)"}
+    backend = names.get(getattr(predictor, "backend", None), str(getattr(predictor, "backend", None)))
     try:
         import paddle
 
