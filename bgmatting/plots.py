@@ -16,6 +16,7 @@ import numpy as np
 
 #: height of the label band above each column (pixels at scale 1)
 LABEL_HEIGHT = 18
+_ASCII = {"¼": "1/4", "½": "1/2", "σ": "sigma ", "×": "x", "÷": "/", "–": "-", "—": "-", "α": "alpha", "²": "^2"}
 
 
 def smooth(values, window: int) -> np.ndarray:
@@ -56,6 +57,9 @@ def _as_rgb(tile) -> np.ndarray:
 def label_band(text: str, width: int, height: int = LABEL_HEIGHT) -> np.ndarray:
     """A white band (height, width, 3) float32 with ``text`` in black, shrunk to fit the width."""
     band = np.ones((height, width, 3), np.float32)
+    for special, plain in _ASCII.items():  # OpenCV's Hershey fonts draw ASCII only
+        text = text.replace(special, plain)
+    text = text.encode("ascii", "replace").decode()
     scale = 0.4 * height / LABEL_HEIGHT
     font = cv2.FONT_HERSHEY_SIMPLEX
     (text_width, _), _ = cv2.getTextSize(text, font, scale, 1)

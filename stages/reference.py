@@ -285,7 +285,7 @@ def write_pictures(out: Path, benches: dict, methods: dict, rows: int = 4):
                       outputs[STAGE1]["pha"], final["pha"], error_map(final["pha"], sample.pha), overlay,
                       checkerboard_composite(final["fgr"], final["pha"])])
         row_labels.append(f"held-out image {sample.name}, imperfect plate (2-px shift, noise, exposure +8 %)")
-    labels = ["source", "plate", "true alpha", "difference (0.1)", "untrained", "stage 1 (¼ scale)", "stage 2 alpha",
+    labels = ["source", "plate", "true alpha", "difference (0.1)", "untrained", "stage 1 (1/4 scale)", "stage 2 alpha",
               "stage 2 |error|", "refined patches", "stage 2 composite"]
     write_image(out / "reference.png", labelled_grid(tiles, labels, row_labels))
 

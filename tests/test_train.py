@@ -219,3 +219,12 @@ def test_loss_curves_figure_from_a_run(data, tmp_path):
     (run / "valid.csv").write_text("iteration,loss,sad,mse\n10,0.1,2.0,0.01\n20,0.05,1.0,0.005\n")
     plot_loss_curves(tmp_path / "curves.png", {"stage 1": run}, terms=("loss", "pha_l1"))
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_labels_with_non_ascii_characters_are_drawn_readably():
+    import numpy as np
+
+    from bgmatting.plots import label_band
+
+    assert label_band("stage 1 (¼ scale) σ", 200).min() < 0.5
+    assert np.array_equal(label_band("stage 1 (¼ scale)", 200), label_band("stage 1 (1/4 scale)", 200))
