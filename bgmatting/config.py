@@ -81,6 +81,7 @@ TRAIN_DEFAULTS = {
         "keep_checkpoints": 3,
         "log_interval": 10,
         "val_interval": 500,
+        "image_interval": 0,  # VisualDL prediction images every N iterations (0: none)
         "seed": 0,
         "amp": True,  # used only on GPU
         "sync_bn": True,  # SyncBatchNorm when running on more than one process

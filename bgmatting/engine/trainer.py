@@ -42,7 +42,7 @@ import paddle
 from tqdm import tqdm
 
 from bgmatting import losses, metrics
-from bgmatting.config import TRAIN_DEFAULTS, dump_config, get
+from bgmatting.config import dump_config, get
 from bgmatting.data import augment
 from bgmatting.data.datasets import MattingSamples, SampleRange, ValidRange, collate_numpy, unpack_batch
 from bgmatting.data.io import atomic_path
@@ -54,9 +54,6 @@ from bgmatting.errors import UserError
 #: what a run writes in its save_dir (removed by ``fresh``; other files are left alone)
 RUN_OUTPUTS = re.compile(r"(iter_\d+|latest|best_model)(\.tmp|\.old)?|vdl|losses\.csv|valid\.csv|train\.log|"
                          r"config\.yaml")
-# train.image_interval: VisualDL prediction images every N iterations (0: none). Registered here, with the trainer
-# that reads it, so that configs may set it; its place is bgmatting/config.py's TRAIN_DEFAULTS.
-TRAIN_DEFAULTS["train"].setdefault("image_interval", 0)
 
 #: keys every training config has that must be positive
 POSITIVE_KEYS = ("train.iters", "train.batch_size", "train.save_interval", "train.val_interval", "train.log_interval",
