@@ -43,3 +43,25 @@ def predict_error_line(capsys, argv, out_dir):
     assert len(lines) == 1 and "Traceback" not in err, err
     assert not out_dir.exists() and not list(out_dir.parent.glob(f".{out_dir.name}.partial*"))
     return lines[0]
+
+
+def make_training_data(root, n: int = 4, size: int = 80, n_valid: int = 2, n_backgrounds: int = 3):
+    """Synthetic training data in the layout the tiny configs read through ``$BGM_SYNTHETIC``: ``root/videomatte``
+    (fgr/pha pairs, train + valid) and ``root/backgrounds/{train,valid}``; returns ``root``."""
+    from bgmatting.data.synthetic import make_backgrounds, make_fgr_pha_dataset
+
+    make_fgr_pha_dataset(root / "videomatte", n=n, size=size, seed=0, n_valid=n_valid)
+    make_backgrounds(root / "backgrounds" / "train", n=n_backgrounds, size=size, seed=0)
+    make_backgrounds(root / "backgrounds" / "valid", n=2, size=size, seed=1)
+    return root
+
+
+def run_train(data, save_dir, *args, config, timeout: float = 240):
+    """Run tools/train.py with ``--config config --save-dir save_dir ARGS`` on ``data`` (``$BGM_SYNTHETIC``), with a
+    timeout (a hang fails the test instead of blocking the suite); returns the CompletedProcess."""
+    import subprocess
+
+    command = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config", str(config), "--save-dir",
+               str(save_dir), *map(str, args)]
+    return subprocess.run(command, env=dict(os.environ, BGM_SYNTHETIC=str(data)), capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)

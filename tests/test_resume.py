@@ -4,17 +4,14 @@ continues deliberately; checkpoints that do not fit are one line; a resumed run 
 checkpoint folder carries its model card."""
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bgmatting.data.synthetic import make_backgrounds, make_fgr_pha_dataset
 from bgmatting.engine.model_card import read_card
+from tests.conftest import make_training_data, run_train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "bgmv2_tiny.yaml")
@@ -25,11 +22,7 @@ TIMEOUT = 240
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    make_fgr_pha_dataset(root / "videomatte", n=4, size=80, seed=0, n_valid=2)
-    make_backgrounds(root / "backgrounds" / "train", n=3, size=80, seed=0)
-    make_backgrounds(root / "backgrounds" / "valid", n=2, size=80, seed=1)
-    return root
+    return make_training_data(tmp_path_factory.mktemp("synthetic"))
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +35,8 @@ def finished(data, tmp_path_factory):
 
 
 def train(data, save_dir, *args, config=TINY):
-    command = [sys.executable, str(ROOT / "tools" / "train.py"), "--config", config, "--save-dir", str(save_dir),
-               *map(str, args)]
-    return subprocess.run(command, env=dict(os.environ, BGM_SYNTHETIC=str(data)), capture_output=True, text=True,
-                          timeout=TIMEOUT, cwd=ROOT)
+    """Run tools/train.py on ``data`` with a timeout; returns the CompletedProcess."""
+    return run_train(data, save_dir, *args, config=config, timeout=TIMEOUT)
 
 
 def copy_run(finished, tmp_path) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bgmatting.data.io import write_image
-from bgmatting.data.synthetic import make_backgrounds, make_fgr_pha_dataset
+from tests.conftest import make_training_data, run_train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "bgmv2_tiny.yaml")
@@ -24,11 +24,7 @@ TIMEOUT = 240  # seconds; a hang fails the test instead of blocking the suite
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    make_fgr_pha_dataset(root / "videomatte", n=8, size=72, seed=0, n_valid=2)
-    make_backgrounds(root / "backgrounds" / "train", n=4, size=72, seed=0)
-    make_backgrounds(root / "backgrounds" / "valid", n=2, size=72, seed=1)
-    return root
+    return make_training_data(tmp_path_factory.mktemp("synthetic"), n=8, size=72, n_backgrounds=4)
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +39,7 @@ def bad_data(data, tmp_path_factory):
 
 def train(data, save_dir, *args, config=TINY):
     """Run tools/train.py on ``data`` with a timeout; returns the CompletedProcess."""
-    command = [sys.executable, str(ROOT / "tools" / "train.py"), "--config", config, "--save-dir", str(save_dir),
-               *map(str, args)]
-    return subprocess.run(command, env=dict(os.environ, BGM_SYNTHETIC=str(data)), capture_output=True, text=True,
-                          timeout=TIMEOUT, cwd=ROOT)
+    return run_train(data, save_dir, *args, config=config, timeout=TIMEOUT)
 
 
 def error_line(done) -> str:

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from bgmatting.config import load_config
-from bgmatting.data.synthetic import make_backgrounds, make_fgr_pha_dataset
 from bgmatting.data.trimap_batch import trimap_training_batch, unknown_centred_window
 from bgmatting.engine.predictor import Predictor
 from bgmatting.engine.trainer import Trainer
@@ -19,6 +18,7 @@ from bgmatting.engine.vitmatte_trainer import (VITMATTE_TRAIN_DEFAULTS, ViTMatte
                                                build_scheduler, load_training_config, load_vit_pretrained)
 from bgmatting.errors import UserError
 from bgmatting.models.vitmatte import build_vitmatte
+from tests.conftest import make_training_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "vitmatte" / "tiny.yaml"
@@ -27,11 +27,7 @@ FAST = ["data.valid_samples=2", "train.val_interval=1000"]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    make_fgr_pha_dataset(root / "videomatte", n=4, size=80, seed=0, n_valid=2)
-    make_backgrounds(root / "backgrounds" / "train", n=3, size=80, seed=0)
-    make_backgrounds(root / "backgrounds" / "valid", n=2, size=80, seed=1)
-    return root
+    return make_training_data(tmp_path_factory.mktemp("synthetic"))
 
 
 def _config(data, monkeypatch, *opts):

@@ -185,11 +185,23 @@ def print_summary(report, output_types, output_dir, unit):
 
 # ------------------------------------------------------------------------------------------------ images
 
+def add_worker_and_alignment_arguments(group, what: str) -> None:
+    """The official ``--num-workers`` (accepted; frames are decoded on a reader thread), ``--preprocess-alignment``
+    (align ``what``) and ``--alignment-mode`` flags."""
+    from bgmatting.data.alignment import ALIGNMENT_MODES
+
+    group.add_argument("--num-workers", type=int, default=0,
+                       help="accepted for the official command line; frames are decoded on a reader thread")
+    group.add_argument("--preprocess-alignment", action="store_true",
+                       help=f"align {what} (ORB features + RANSAC homography, as the official)")
+    group.add_argument("--alignment-mode", default="homography", choices=ALIGNMENT_MODES,
+                       help="homography: the official alignment; ecc: + sub-pixel refinement; full: + exposure and "
+                            "white-balance matching")
+
+
 def images_parser():
     """The parser of ``inference_images.py`` (the official flags, plus ``--output-format`` and
     ``--alignment-mode``)."""
-    from bgmatting.data.alignment import ALIGNMENT_MODES
-
     parser = argparse.ArgumentParser(description="Inference images: matting of a folder of images with their clean "
                                                  "plates\n(the official inference_images.py command line).",
                                      formatter_class=HelpFormatter, epilog=IMAGES_EXAMPLE)
@@ -198,13 +210,7 @@ def images_parser():
     data.add_argument("--images-src", required=True, help="a folder of images (searched recursively), or one image")
     data.add_argument("--images-bgr", required=True,
                       help="their clean plates: a folder paired with --images-src by sorted path, or one image")
-    data.add_argument("--num-workers", type=int, default=0,
-                      help="accepted for the official command line; frames are decoded on a reader thread")
-    data.add_argument("--preprocess-alignment", action="store_true",
-                      help="align each plate to its image (ORB features + RANSAC homography, as the official)")
-    data.add_argument("--alignment-mode", default="homography", choices=ALIGNMENT_MODES,
-                      help="homography: the official alignment; ecc: + sub-pixel refinement; full: + exposure and "
-                           "white-balance matching")
+    add_worker_and_alignment_arguments(data, "each plate to its image")
     add_output_arguments(parser, ("jpg", "png"), "jpg",
                          "file format of pha, fgr, err and ref (com is always an RGBA PNG); jpg as the official")
     return parser
@@ -239,8 +245,6 @@ def images_main(argv=None):
 
 def video_parser():
     """The parser of ``inference_video.py`` (the official flags, plus ``-y`` and ``--alignment-mode``)."""
-    from bgmatting.data.alignment import ALIGNMENT_MODES
-
     parser = argparse.ArgumentParser(description="Inference video: matting of a video with its clean plate\n(the "
                                                  "official inference_video.py command line).",
                                      formatter_class=HelpFormatter, epilog=VIDEO_EXAMPLE)
@@ -254,13 +258,7 @@ def video_parser():
                            "flat green 120,255,155)")
     data.add_argument("--video-resize", type=int, default=None, nargs=2, metavar=("WIDTH", "HEIGHT"),
                       help="resize the video and the plate to WIDTH HEIGHT before matting (default: keep the size)")
-    data.add_argument("--num-workers", type=int, default=0,
-                      help="accepted for symmetry with inference_images.py; frames are decoded on a reader thread")
-    data.add_argument("--preprocess-alignment", action="store_true",
-                      help="align the plate to each frame (ORB features + RANSAC homography, as the official)")
-    data.add_argument("--alignment-mode", default="homography", choices=ALIGNMENT_MODES,
-                      help="homography: the official alignment; ecc: + sub-pixel refinement; full: + exposure and "
-                           "white-balance matching")
+    add_worker_and_alignment_arguments(data, "the plate to each frame")
     add_output_arguments(parser, ("video", "image_sequences"), "video",
                          "video: OUTPUT_DIR/<type>.mp4; image_sequences: OUTPUT_DIR/<type>/00000.jpg … (com as RGBA "
                          "PNGs)")
