@@ -10,11 +10,6 @@ import pytest
 from bgmatting.cli_help import HelpFormatter
 from bgmatting.tools_entry import TOOLS, load_tool
 
-#: gaps in files owned elsewhere, kept visible: strict xfail, so the test flips once they are fixed
-NOT_YET = {
-    "benchmark": "tools/benchmark.py: --model-type, --model-backbone, --backbone-scale, --sample-pixels, --threads, "
-                 "--warmup, --repeats have no help",
-}
 
 
 class Caught(Exception):
@@ -42,12 +37,7 @@ def meaningful_default(action) -> bool:
                 or (isinstance(default, (list, tuple)) and not default))
 
 
-def tool_params():
-    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[name])) if name in NOT_YET
-            else name for name in TOOLS]
-
-
-@pytest.mark.parametrize("name", tool_params())
+@pytest.mark.parametrize("name", list(TOOLS))
 def test_every_flag_has_help_with_its_default(name, monkeypatch):
     parser = parser_of(name, monkeypatch)
     formatter = parser._get_formatter()

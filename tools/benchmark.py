@@ -60,18 +60,22 @@ PAUSE_SECONDS = 0.3  # between turns: longer than OpenMP's spin-wait (Intel's KM
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bgmatting.cli_help import HelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--preset", nargs="+", choices=list(PRESETS), help="the issue's configurations")
-    parser.add_argument("--model-type", choices=["mattingrefine", "vitmatte"], default="mattingrefine")
-    parser.add_argument("--model-backbone", choices=OFFICIAL_BACKBONES, default="mobilenetv2")
+    parser.add_argument("--model-type", choices=["mattingrefine", "vitmatte"], default="mattingrefine",
+                        help="the model timed (without --preset)")
+    parser.add_argument("--model-backbone", choices=OFFICIAL_BACKBONES, default="mobilenetv2",
+                        help="BackgroundMattingV2 backbone (the official ones: the PyTorch reference exists for them)")
     parser.add_argument("--resolution", default="1920x1080", help="WIDTHxHEIGHT")
-    parser.add_argument("--backbone-scale", type=float, default=0.25)
-    parser.add_argument("--sample-pixels", type=int, default=80_000)
+    parser.add_argument("--backbone-scale", type=float, default=0.25, help="base network scale")
+    parser.add_argument("--sample-pixels", type=int, default=80_000, help="pixels the refiner refines (sampling)")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="inference",
                         help="our runtime; auto = the Predictor's default (the fastest installed runtime)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of every side")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per side first")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median, min, max reported)")
     parser.add_argument("--compare-torch", action="store_true",
                         help="also time the official PyTorch reference (in its own process, turns alternating)")
     parser.add_argument("--compare-backend", choices=BACKEND_CHOICES,
