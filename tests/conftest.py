@@ -65,3 +65,34 @@ def run_train(data, save_dir, *args, config, timeout: float = 240):
                str(save_dir), *map(str, args)]
     return subprocess.run(command, env=dict(os.environ, BGM_SYNTHETIC=str(data)), capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
+
+
+def headless_chrome(*arguments, window=(1280, 800)):
+    """Debian's Chromium, headless, driven by its chromedriver (the browser tests; ``./run.sh test`` installs
+    both); extra command-line ``arguments`` are added. The caller quits it."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     f"--window-size={window[0]},{window[1]}", *arguments):
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+
+
+def read_video_frames(path) -> list:
+    """Every frame OpenCV decodes from the video at ``path`` (BGR uint8 arrays)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames

@@ -1,7 +1,6 @@
 """The official BackgroundMattingV2 command lines (inference_images.py, inference_video.py, inference_webcam.py) run
 unchanged on synthetic data with random weights, with the official output layout; the webcam entry point on a
 video file standing in for the camera, with its frame-rate report."""
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +10,7 @@ from bgmatting.data.io import read_image, write_image
 from bgmatting.data.synthetic import composite, item_rng, make_background, make_clean_plate_pairs, make_foreground
 from bgmatting.models import MattingBase, MattingRefine
 from bgmatting.pipeline.official import FPSTracker, images_main, video_main, webcam_main
-from tests.conftest import run_script, save_random_model
+from tests.conftest import read_video_frames, run_script, save_random_model
 
 SIZE = (64, 96)  # (H, W)
 FRAMES = 6
@@ -60,18 +59,6 @@ def video(tmp_path_factory):
     target = (make_background(SIZE, item_rng(1, "plate", 0)) * 255).round().astype(np.uint8)
     write_video(root / "target.mp4", [target] * FRAMES)
     return root
-
-
-def video_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 def test_official_images_command_line_runs_unchanged(refine_checkpoint, images, tmp_path):
@@ -141,7 +128,7 @@ def test_official_video_command_line_runs_unchanged(refine_checkpoint, video, tm
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["com.mp4", "err.mp4", "fgr.mp4", "pha.mp4", "ref.mp4"]
     for kind in ("com", "pha", "ref"):
-        frames = video_frames(out / f"{kind}.mp4")
+        frames = read_video_frames(out / f"{kind}.mp4")
         assert len(frames) == FRAMES and frames[0].shape[:2] == (48, 80), kind
     assert cv2.VideoCapture(str(out / "com.mp4")).get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
 
@@ -157,7 +144,7 @@ def test_video_image_sequences_and_default_green(base_checkpoint, video, tmp_pat
     green = tmp_path / "green"
     video_main(["--model-checkpoint", str(base_checkpoint), "--video-src", str(video / "clip.mp4"), "--video-bgr",
                 str(video / "plate.png"), "--output-dir", str(green), "--output-types", "com", "-y"])
-    assert len(video_frames(green / "com.mp4")) == FRAMES
+    assert len(read_video_frames(green / "com.mp4")) == FRAMES
 
 
 def test_video_plate_of_another_size_needs_resize(base_checkpoint, video, tmp_path, capsys):
@@ -170,7 +157,7 @@ def test_video_plate_of_another_size_needs_resize(base_checkpoint, video, tmp_pa
     video_main(["--model-checkpoint", str(base_checkpoint), "--video-src", str(video / "clip.mp4"),
                 "--video-bgr", str(small), "--video-resize", "48", "32", "--output-dir", str(tmp_path / "out"),
                 "--output-types", "pha"])
-    assert video_frames(tmp_path / "out" / "pha.mp4")[0].shape[:2] == (32, 48)
+    assert read_video_frames(tmp_path / "out" / "pha.mp4")[0].shape[:2] == (32, 48)
 
 
 def test_webcam_on_a_video_file_with_fps_report(base_checkpoint, video, tmp_path):
@@ -183,7 +170,7 @@ def test_webcam_on_a_video_file_with_fps_report(base_checkpoint, video, tmp_path
     assert result.returncode == 0, result.stderr
     assert f"matted {FRAMES - 1} frame(s): " in result.stdout and " fps" in result.stdout
     assert "ms/frame" in result.stdout
-    frames = video_frames(live)
+    frames = read_video_frames(live)
     assert len(frames) == FRAMES - 1 and frames[0].shape[:2] == SIZE
 
 
@@ -193,7 +180,7 @@ def test_webcam_plate_file_frame_limit_and_refusals(base_checkpoint, video, tmp_
                  str(video / "plate.png"), "--no-display", "--output", str(live), "--max-frames", "4",
                  "--report-every", "0", "--target-bgr", "0,0,255"])
     assert "matted 4 frame(s)" in capsys.readouterr().out
-    frames = video_frames(live)
+    frames = read_video_frames(live)
     assert len(frames) == 4
     # where the (random) model says background, the composite is the target colour: blue dominates somewhere
     assert (frames[0][..., 0].astype(int) - frames[0][..., 2] > 100).any()

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from test_serve_cli import ServerProcess
+from tests.conftest import headless_chrome
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +31,10 @@ def test_docs_pages_reference_only_this_server(server, page):
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                     reason="needs chromium + chromedriver (./run.sh test installs them)")
 def test_swagger_ui_shows_the_endpoints_with_no_network(server):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # no host but this one
-        options.add_argument(argument)
-    browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    browser = headless_chrome("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")  # no host but this one
     try:
         browser.get(server.url + "/docs")
         WebDriverWait(browser, 60, poll_frequency=0.2).until(

@@ -13,6 +13,7 @@ import pytest
 
 from bgmatting.serve.jobs import Job, summarise
 from test_serve_cli import ServerProcess
+from tests.conftest import headless_chrome
 
 HEIGHT, WIDTH = 48, 64
 
@@ -93,17 +94,10 @@ def test_summaries_of_jobs_without_results():
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                     reason="needs chromium + chromedriver (./run.sh test installs them)")
 def test_status_tab_and_batch_summary_in_the_browser(server, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,800"):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    browser = headless_chrome()
     wait = lambda condition: WebDriverWait(browser, 60, poll_frequency=0.1).until(lambda d: condition(d))  # noqa
     try:
         browser.get(server.url)

@@ -10,6 +10,7 @@ import pytest
 
 from bgmatting.data.synthetic import composite, item_rng, make_background, make_foreground
 from test_serve_cli import ServerProcess
+from tests.conftest import headless_chrome, read_video_frames
 
 SIZE = (48, 64)  # (H, W)
 FRAMES = 8
@@ -20,18 +21,6 @@ def write_clip(path, frames, fps=10.0):
     for frame in frames:
         writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
     writer.release()
-
-
-def count_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +73,7 @@ def test_clip_with_plate_gives_com_and_pha_videos(server, clip, tmp_path):
         assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"
         assert f'filename="{kind}-' in response.headers["content-disposition"]
         (tmp_path / f"{kind}.mp4").write_bytes(response.content)
-        frames = count_frames(tmp_path / f"{kind}.mp4")
+        frames = read_video_frames(tmp_path / f"{kind}.mp4")
         assert len(frames) == FRAMES and frames[0].shape[:2] == SIZE, kind
 
 
@@ -119,17 +108,10 @@ def test_refusals_and_failed_jobs(server, clip, tmp_path):
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                     reason="needs chromium + chromedriver (./run.sh test installs them)")
 def test_video_upload_end_to_end_in_the_browser(server, clip, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,800"):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    browser = headless_chrome()
     wait = lambda condition: WebDriverWait(browser, 120, poll_frequency=0.2).until(lambda d: condition(d))  # noqa
     try:
         browser.get(server.url)
@@ -144,7 +126,7 @@ def test_video_upload_end_to_end_in_the_browser(server, clip, tmp_path):
         for kind in ("com", "pha"):
             link = browser.find_element(By.ID, f"video-download-{kind}").get_attribute("href")
             (tmp_path / f"{kind}.mp4").write_bytes(httpx.get(link, timeout=30).content)
-            assert len(count_frames(tmp_path / f"{kind}.mp4")) == FRAMES, kind
+            assert len(read_video_frames(tmp_path / f"{kind}.mp4")) == FRAMES, kind
         assert not browser.find_element(By.ID, "video-plate-link").is_displayed()
 
         # no plate: estimated from the clip, and shown as a link

@@ -9,14 +9,13 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bgmatting.data.io import to_uint8, write_image
 from bgmatting.data.synthetic import composite, make_background, make_foreground
 from test_serve_cli import ROOT, ServerProcess
+from tests.conftest import headless_chrome
 
 ARTIFACTS = ROOT / "test_artifacts"
 HEIGHT, WIDTH = 96, 128
@@ -38,12 +37,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={WINDOW[0]},{WINDOW[1]}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver = headless_chrome(window=WINDOW)
     driver.downloads = tmp_path_factory.mktemp("downloads")
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(driver.downloads)})
     yield driver

@@ -205,7 +205,8 @@ def create_app(settings: ServeSettings, worker: ModelWorker, model_info: dict) -
         workdir = uploads_dir / uuid.uuid4().hex
         reservation = None
         try:
-            reservation = await run_in_threadpool(_save_video, video, workdir / f"clip{suffix}", settings, budget)
+            reservation = await run_in_threadpool(_save_upload, video, workdir / f"clip{suffix}", "video", settings,
+                                                  budget)
             job = videos.start(workdir / f"clip{suffix}", plate_bytes, align, display_name(video.filename),
                                cleanup=lambda: _discard(workdir, reservation))
         except BaseException:
@@ -263,43 +264,38 @@ def _folder_items(folder: str, guide: str, settings: ServeSettings) -> list:
         raise ApiError(422, f"folder {shown(folder)} cannot be read: {error.strerror}") from None
 
 
-def _unpack(upload: UploadFile, workdir: Path, settings: ServeSettings, budget: DiskBudget) -> Reservation:
-    """Copy an uploaded zip to ``workdir/archive.zip`` and unpack its images into ``workdir/files``, holding
-    the disk they take in ``budget`` (the returned reservation; ApiError 503 when there is no room)."""
+def _save_upload(upload: UploadFile, path: Path, what: str, settings: ServeSettings,
+                 budget: DiskBudget) -> Reservation:
+    """Copy an upload (a zip or a video) to ``path``, holding its size in the disk budget (ApiError 413 over
+    ``--max-archive-mb``, 503 when the budget has no room); the reservation is released if the copy fails."""
     upload.file.seek(0, 2)
     size = upload.file.tell()
     if size > settings.max_archive_bytes:
-        raise ApiError(413, f"archive: file is larger than {settings.max_archive_bytes / 1e6:g} MB")
-    reservation = budget.reserve(size)
-    try:
-        workdir.mkdir(parents=True)
-        archive = workdir / "archive.zip"
-        upload.file.seek(0)
-        with open(archive, "wb") as sink:
-            shutil.copyfileobj(upload.file, sink, 1 << 20)
-        (workdir / "files").mkdir()
-        written = extract_archive(archive, workdir / "files", settings.max_archive_bytes, settings.max_batch_files,
-                                  reserve=lambda unpacked: reservation.resize(size + unpacked))
-        archive.unlink()
-        reservation.resize(written)
-    except BaseException:
-        reservation.release()
-        raise
-    return reservation
-
-
-def _save_video(upload: UploadFile, path: Path, settings: ServeSettings, budget: DiskBudget) -> Reservation:
-    """Copy an uploaded video to ``path``, holding its size in the disk budget (ApiError 413 / 503)."""
-    upload.file.seek(0, 2)
-    size = upload.file.tell()
-    if size > settings.max_archive_bytes:
-        raise ApiError(413, f"video: file is larger than {settings.max_archive_bytes / 1e6:g} MB")
+        raise ApiError(413, f"{what}: file is larger than {settings.max_archive_bytes / 1e6:g} MB")
     reservation = budget.reserve(size)
     try:
         path.parent.mkdir(parents=True)
         upload.file.seek(0)
         with open(path, "wb") as sink:
             shutil.copyfileobj(upload.file, sink, 1 << 20)
+    except BaseException:
+        reservation.release()
+        raise
+    return reservation
+
+
+def _unpack(upload: UploadFile, workdir: Path, settings: ServeSettings, budget: DiskBudget) -> Reservation:
+    """Copy an uploaded zip to ``workdir/archive.zip`` and unpack its images into ``workdir/files``, holding
+    the disk they take in ``budget`` (the returned reservation; ApiError 413 / 503)."""
+    archive = workdir / "archive.zip"
+    reservation = _save_upload(upload, archive, "archive", settings, budget)
+    size = reservation.nbytes  # the zip itself
+    try:
+        (workdir / "files").mkdir()
+        written = extract_archive(archive, workdir / "files", settings.max_archive_bytes, settings.max_batch_files,
+                                  reserve=lambda unpacked: reservation.resize(size + unpacked))
+        archive.unlink()
+        reservation.resize(written)
     except BaseException:
         reservation.release()
         raise
