@@ -83,6 +83,9 @@ def main(argv=None):
 
         if get_kind(args.model_type).export is not None:
             input_shapes(get_kind(args.model_type).export, args.input_size)
+    from bgmatting.engine.predictor import set_device
+
+    set_device(args.device)  # the model is built (and traced) there; gpu without CUDA → one line
     settings = resolve_settings(**requested)
     model, metadata = export_settings(settings, args.save_dir, args.input_size, args.onnx)
     print(f"exported {settings.kind.name} to {args.save_dir}: {', '.join(metadata['files'])} + export.json")

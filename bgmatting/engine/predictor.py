@@ -47,9 +47,12 @@ def dygraph_model(settings, device: str, model=None):
 
 
 def _dygraph_backend(settings, device: str, model=None, cpu_threads: int = None):
-    """Eager Paddle: build, load the checkpoint (if any), eval mode; returns the runner."""
+    """Eager Paddle: build, load the checkpoint (if any), eval mode; ``cpu_threads`` sets Paddle's math-library
+    threads (None = Paddle's default); returns the runner."""
     paddle = _import_paddle()
     model = dygraph_model(settings, device, model)
+    if cpu_threads is not None:
+        paddle.base.core.set_num_threads(int(cpu_threads))
 
     def runner(src: np.ndarray, guide: np.ndarray) -> dict:
         with paddle.no_grad():
