@@ -113,7 +113,8 @@ def build_parser():
                              "onnx = onnxruntime: both take an export folder as --model-checkpoint, or export the "
                              "checkpoint once into the export cache (~/.cache/bgmatting/exports, "
                              "$BGMATTING_EXPORT_CACHE); dygraph = eager Paddle")
-    parser.add_argument("--cpu-threads", type=int, default=None, help="CPU threads of the runtime, any backend (default: all CPUs)")
+    parser.add_argument("--cpu-threads", type=int, default=None,
+                        help="CPU threads of the runtime, any backend (default: all CPUs)")
     parser.add_argument("--verbose", action="store_true",
                         help="show the runtimes' own logs (Paddle, oneDNN, paddle2onnx), hidden by default")
     parser.add_argument("-y", action="store_true", help="replace an existing output directory without asking")
