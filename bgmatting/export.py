@@ -31,6 +31,7 @@ METADATA_NAME = "export.json"
 ONNX_NAME = "model.onnx"
 FORMAT_VERSION = 1
 ONNX_OPSET = 17
+ONNX_CHANNEL_MULTIPLE = 16  # onnxruntime's NCHWc block with AVX-512 (8 with AVX2: 16 is a multiple)
 
 def _import_paddle():
     warnings.filterwarnings("ignore", message="No ccache found")
@@ -89,7 +90,7 @@ def export_model(model, signature, model_type: str, save_dir, options: dict = No
         _save_static(traced, shapes, signature.inputs, staging, gather=True)
         files = [f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdiparams"]
         if onnx:  # onnxruntime has a fast native bilinear Resize: convert a trace with F.interpolate
-            _save_static(traced, shapes, signature.inputs, staging / "onnx", gather=False)
+            _save_static(pad_conv_channels(traced), shapes, signature.inputs, staging / "onnx", gather=False)
             _write_onnx(staging / "onnx", staging / ONNX_NAME)
             files.append(ONNX_NAME)
         metadata = dict(format=FORMAT_VERSION, model_type=model_type, options=dict(options or {}),
@@ -152,6 +153,51 @@ def fold_batch_norms(model):
                 fold(named["conv" + name[2:]], norm)
                 setattr(layer, name, nn.Identity())
     return folded
+
+
+def pad_conv_channels(model, multiple: int = ONNX_CHANNEL_MULTIPLE):
+    """A copy of ``model`` whose dense convolutions read a multiple of ``multiple`` input channels: the input is
+    extended with copies of its first channels whose weights are 0, so the outputs are the same to the bit (each
+    extra term is an exact 0).
+
+    Why: onnxruntime runs a convolution in its blocked NCHWc layout (one GEMM over the whole batch) only when the
+    input channels are a multiple of the CPU's block (16 with AVX-512); otherwise it falls back to an im2col + GEMM
+    per image. BGMv2 has three such convolutions — the decoder's last (54 channels, at 1/4 resolution) and the
+    refiner's conv1 (42) and conv3 (22), which run on thousands of 8×8 patches — and they took ~60 % of the HD
+    MobileNetV2 run time in onnxruntime's profile (2 threads). Convolutions with at most 16 input channels (an image;
+    the refiner's conv4, fed by a blocked conv) and those with a multiple of 8 (fed by a blocked conv, which pads
+    them itself) are left as they are: widening them would only add a copy.
+    """
+    import copy
+
+    import numpy as np
+
+    paddle = _import_paddle()
+    nn = paddle.nn
+
+    class PaddedConv(nn.Layer):
+        def __init__(self, conv, extra):
+            super().__init__()
+            self.conv, self.extra = conv, extra
+
+        def forward(self, x):
+            return self.conv(paddle.concat([x, x[:, :self.extra]], axis=1))
+
+    padded = copy.deepcopy(model)
+    for layer in list(padded.sublayers(include_self=True)):
+        for name, conv in list(layer.named_children()):
+            if not isinstance(conv, nn.Conv2D) or conv._groups != 1 or getattr(conv, "_data_format", "NCHW") != "NCHW":
+                continue
+            channels = conv.weight.shape[1]
+            extra = -channels % multiple
+            if channels <= 16 or channels % 8 == 0:
+                continue
+            weight = conv.weight.numpy()
+            conv.weight = conv.create_parameter([weight.shape[0], channels + extra, *weight.shape[2:]])
+            conv.weight.set_value(np.concatenate([weight, np.zeros_like(weight[:, :extra])], axis=1))
+            conv._in_channels = channels + extra
+            layer._sub_layers[name] = PaddedConv(conv, extra)
+    return padded
 
 
 def _save_static(model, shapes, names, directory: Path, gather: bool):

@@ -51,3 +51,44 @@ def test_compare_backend_times_another_runtime_in_a_third_process(tmp_path):
     assert result["digests"]["other"] == result["digests"]["ours"]
     assert result["ratio_other"] == result["ours"]["median"] / result["other"]["median"]
     assert f"ratio dygraph/onnx {result['ratio_other']:.2f}" in stdout
+
+
+def test_profile_gives_each_exported_runtime_an_op_table(tmp_path):
+    path = tmp_path / "result.json"
+    done = run_script("tools/benchmark.py", "--model-backbone", "mobilenetv2", "--resolution", "64x48",
+                      "--sample-pixels", "400", "--backend", "inference", "--compare-backend", "onnx",
+                      "--threads", "1", "--warmup", "1", "--repeats", "1", "--profile", "2", "--markdown",
+                      "--json", path)
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(path.read_text())
+    assert set(result["profiles"]) == {"inference", "onnx"}
+    conv_ops = {"inference": "onednn_op.fused_conv2d", "onnx": "Conv"}
+    for backend, profile in result["profiles"].items():
+        rows = profile["rows"]
+        assert profile["runs"] == 2
+        assert [r["ms"] for r in rows] == sorted((r["ms"] for r in rows), reverse=True)
+        assert abs(sum(r["share"] for r in rows) - 1) < 1e-6
+        assert abs(sum(r["ms"] for r in rows) - profile["total_ms"]) < 1e-6
+        # every convolution of the model runs once per run (MobileNetV2 + ASPP + decoder + refiner: > 50)
+        conv = next(r for r in rows if r["op"] == conv_ops[backend])
+        assert conv["calls"] > 50 and conv["calls"] == int(conv["calls"])
+        assert f"op profile, mobilenetv2-64x48, {backend}:" in done.stdout
+    assert "| onnx: " in done.stdout.split("| config |")[1]  # the second runtime's column in the Markdown table
+
+
+def test_parse_paddle_profile_reads_the_merged_table_only():
+    from bgmatting.engine.runtime_profile import parse_paddle_profile
+
+    report = """------------------------->     Profiling Report     <-------------------------
+Event                                  Calls       Total       Min.        Max.        Ave.        Ratio.
+onednn_op.fused_conv2d                 195         225.71      0.032975    28.6332     1.15749     0.323349
+  PhiKernelInstruction::infermeta      66          0.429765    0.001528    0.033146    0.00651159  0.000615675
+pd_op.slice                            66          1.53937     0.006199    0.115358    0.0233237   0.00220527
+------------------------->     Profiling Report     <-------------------------
+Event                                           Calls       Total       Min.        Max.        Ave.        Ratio.
+thread78::pd_op.full                            1           0.024756    0.024756    0.024756    0.024756    0.508598
+pd_op.slice                                     9           9.0         0.1         0.1         0.1         0.1
+"""
+    totals, calls = parse_paddle_profile(report)
+    assert dict(totals) == {"onednn_op.fused_conv2d": 225.71, "pd_op.slice": 1.53937}
+    assert dict(calls) == {"onednn_op.fused_conv2d": 195, "pd_op.slice": 66}

@@ -186,3 +186,49 @@ def test_fold_batch_norms_removes_every_batch_norm_and_keeps_the_outputs():
     with paddle.no_grad():
         for want, got in zip(model(src, bgr), folded(src, bgr)):
             assert float((want - got).abs().max()) < 1e-5
+
+
+def test_pad_conv_channels_widens_odd_convolutions_and_keeps_the_outputs():
+    from bgmatting.export import fold_batch_norms, pad_conv_channels
+    from bgmatting.models import MattingRefine
+
+    paddle.seed(2)
+    model = MattingRefine("mobilenetv2", refine_sample_pixels=1600)
+    model.eval()
+    folded = fold_batch_norms(model)
+    padded = pad_conv_channels(folded)
+
+    def dense_inputs(layer):
+        return sorted(c.weight.shape[1] for c in layer.sublayers()
+                      if isinstance(c, paddle.nn.Conv2D) and c._groups == 1)
+
+    before, after = dense_inputs(folded), dense_inputs(padded)
+    # the decoder's last conv (48 + 6 image channels) and the refiner's conv1 (36 + 6) and conv3 (16 + 6)
+    assert [c for c in before if c > 16 and c % 8] == [22, 42, 54]
+    assert [c for c in after if c > 16 and c % 8] == []
+    from collections import Counter
+
+    assert len(after) == len(before) and Counter(after) - Counter(before) == Counter([32, 48, 64])
+    assert 6 in after and 12 in after  # small inputs (an image, the refiner's conv4) are left as they are
+    src, bgr = paddle.rand([1, 3, 64, 96]), paddle.rand([1, 3, 64, 96])
+    with paddle.no_grad():
+        for want, got in zip(folded(src, bgr), padded(src, bgr)):
+            assert float((want - got).abs().max()) < 1e-5
+
+
+def test_onnx_export_has_no_convolution_off_the_blocked_layout(tmp_path_factory, tmp_path):
+    import onnx
+
+    from bgmatting.models import MattingRefine
+
+    checkpoint = save_random_model(tmp_path_factory, MattingRefine)
+    done = run_script("tools/export.py", "--model-type", "mattingrefine", "--model-backbone", "mobilenetv2",
+                      "--model-path", checkpoint, "--input-size", "64", "96", "--save-dir", tmp_path / "e", "--onnx")
+    assert done.returncode == 0, done.stderr
+    graph = onnx.load(str(tmp_path / "e" / "model.onnx")).graph
+    weights = {init.name: init.dims for init in graph.initializer}  # paddle2onnx writes weights as Constant nodes
+    weights.update({node.output[0]: node.attribute[0].t.dims for node in graph.node if node.op_type == "Constant"})
+    convs = [weights[node.input[1]] for node in graph.node if node.op_type == "Conv" and node.input[1] in weights]
+    assert len(convs) > 50
+    dense = [dims[1] for dims in convs if dims[1] > 16]  # input channels per group; depthwise convs have 1
+    assert all(channels % 8 == 0 for channels in dense), sorted(set(dense))

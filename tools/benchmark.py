@@ -80,6 +80,9 @@ def parse_args(argv=None):
                         help="also time the official PyTorch reference (in its own process, turns alternating)")
     parser.add_argument("--compare-backend", choices=BACKEND_CHOICES,
                         help="also time our model on this runtime (a third process, same turns), e.g. onnx vs inference")
+    parser.add_argument("--profile", type=int, metavar="RUNS", default=0,
+                        help="after timing, profile RUNS runs of each exported runtime of ours with the runtime's own "
+                             "profiler and print the op-type table (Paddle Inference / onnxruntime)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
     parser.add_argument("--json", metavar="PATH", help="also write the results (a list of dicts) to PATH")
     parser.add_argument("--vitmatte-memory", nargs="+", metavar="WIDTHxHEIGHT",
@@ -308,11 +311,20 @@ def worker(side, spec):
 
         def run():
             runner(*inputs)
+
+        def profile(runs):
+            from bgmatting.engine.runtime_profile import profile_export
+
+            return profile_export(backend, os.path.join(workdir, f"export-{backend}"), inputs, threads, runs)
     reply(status="ready", **facts)
     for line in sys.stdin:
-        if line.strip() != "run":
+        command = line.split()
+        if command[:1] == ["run"]:
+            reply(status="done", seconds=_timed(run))
+        elif command[:1] == ["profile"] and side == "ours":
+            reply(status="profile", table=profile(int(command[1])))
+        else:
             break
-        reply(status="done", seconds=_timed(run))
 
 
 # ------------------------------------------------------------------------------------------------ the coordinator
@@ -371,6 +383,12 @@ class Worker:
             sampler.join()
         return message["seconds"], (peak - base) / 2 ** 20
 
+    def profile(self, runs):
+        """The op-type table of this worker's runtime (see bgmatting.engine.runtime_profile.profile_export)."""
+        self.process.stdin.write(f"profile {runs}\n")
+        self.process.stdin.flush()
+        return self._receive("profile")["table"]
+
     def close(self):
         if self.process.poll() is None:
             try:
@@ -415,6 +433,8 @@ def benchmark(config, args):
                     peaks[side] = max(peaks[side], growth)
                     if i >= args.warmup:
                         times[side].append(seconds * 1000)
+            profiles = {side: workers[side].profile(args.profile) for side in order
+                        if args.profile and side != "torch" and workers[side].facts["backend"] in ("inference", "onnx")}
             pids = {side: w.facts["pid"] for side, w in workers.items()}
             digests = {side: (w.facts["inputs_digest"], w.facts["weights_digest"]) for side, w in workers.items()}
             backend = workers["ours"].facts["backend"]
@@ -425,7 +445,8 @@ def benchmark(config, args):
     flops, gflops = reference_facts["flops"], reference_facts["matmul_gflops"]
     result = dict(name=name, backend=backend, threads=args.threads, resolution=f"{size[0]}x{size[1]}",
                   gflop=flops / 1e9, matmul_gflops=gflops, floor_ms=flops / (gflops * 1e9) * 1000, pids=pids,
-                  coordinator_pid=os.getpid(), turns=turns, digests=digests)
+                  coordinator_pid=os.getpid(), turns=turns, digests=digests,
+                  profiles={profile["backend"]: profile for profile in profiles.values()})
     for side, values in times.items():
         result[side] = dict(median=float(statistics.median(values)), min=min(values), max=max(values),
                             rss_mb=peaks[side], runs=values)
@@ -457,19 +478,33 @@ def describe(result):
     return line
 
 
+def profile_table(profile, top: int = 15):
+    """Markdown table of the ``top`` op types of one runtime profile (ms per run, share, calls per run)."""
+    rows = [f"{profile['backend']}: {profile['total_ms']:.0f} ms of ops per run over {profile['runs']} runs "
+            f"({profile['note']})", "", "| op | ms per run | share | calls per run |", "|---|---|---|---|"]
+    rows += [f"| {r['op']} | {r['ms']:.1f} | {100 * r['share']:.1f} % | {r['calls']:.0f} |" for r in profile["rows"][:top]]
+    return "\n".join(rows)
+
+
 def markdown(results):
-    rows = ["| config | resolution | backend | threads | ours median (min–max) ms | torch median (min–max) ms "
-            "| ours/torch | GFLOP | floor ms | ours/floor | torch/floor | peak RSS ours / torch MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    def cell(side, r):
+        return f"{r[side]['median']:.0f} ({r[side]['min']:.0f}–{r[side]['max']:.0f})" if side in r else "–"
+
+    def number(value, digits=2):
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    rows = ["| config | resolution | backend | threads | ours median (min–max) ms | second runtime median (min–max) ms "
+            "| torch median (min–max) ms | ours/torch | second/torch | ours/second | GFLOP | floor ms | ours/floor "
+            "| torch/floor | peak RSS ours / torch MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        has_torch = "torch" in r
-        torch_cell = f"{r['torch']['median']:.0f} ({r['torch']['min']:.0f}–{r['torch']['max']:.0f})" if has_torch \
-            else "–"
-        rows.append(f"| {r['name']} | {r['resolution']} | {r['backend']} | {r['threads']} | "
-                    f"{r['ours']['median']:.0f} ({r['ours']['min']:.0f}–{r['ours']['max']:.0f}) | {torch_cell} | "
-                    f"{r['ratio'] if has_torch else float('nan'):.2f} | {r['gflop']:.1f} | {r['floor_ms']:.0f} | "
-                    f"{r['ours_per_floor']:.1f} | {r['torch_per_floor'] if has_torch else float('nan'):.1f} | "
-                    f"{r['ours']['rss_mb']:.0f} / {r['torch']['rss_mb'] if has_torch else float('nan'):.0f} |")
+        second = f"{r['other']['backend']}: {cell('other', r)}" if "other" in r else "–"
+        second_torch = r["other"]["median"] / r["torch"]["median"] if "other" in r and "torch" in r else None
+        rows.append(f"| {r['name']} | {r['resolution']} | {r['backend']} | {r['threads']} | {cell('ours', r)} | "
+                    f"{second} | {cell('torch', r)} | {number(r.get('ratio'))} | {number(second_torch)} | "
+                    f"{number(r.get('ratio_other'))} | {r['gflop']:.1f} | {r['floor_ms']:.0f} | "
+                    f"{r['ours_per_floor']:.1f} | {number(r.get('torch_per_floor'), 1)} | "
+                    f"{r['ours']['rss_mb']:.0f} / {number(r['torch']['rss_mb'] if 'torch' in r else None, 0)} |")
     floors = ", ".join(f"{r['matmul_gflops']:.0f}" for r in results)
     return "\n".join(rows + [f"\nmatmul floor: {floors} GFLOP/s (torch fp32 2048², best of 5, measured per "
                              "configuration); each side in its own process, turns alternating"])
@@ -482,14 +517,16 @@ def main(argv=None):
         return worker(args.worker, json.loads(args.spec))
     if args.vitmatte_memory:
         return vitmatte_memory(args.vitmatte_memory)
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
-        raise UserError("--threads and --repeats must be >= 1 and --warmup >= 0")
+    if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.profile < 0:
+        raise UserError("--threads and --repeats must be >= 1, --warmup and --profile >= 0")
     configs = configurations(args)
     print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     results = []
     for config in configs:
         result = benchmark(config, args)
         print(describe(result), flush=True)
+        for profile in result["profiles"].values():
+            print(f"\nop profile, {result['name']}, " + profile_table(profile) + "\n", flush=True)
         results.append(result)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     if args.markdown:
