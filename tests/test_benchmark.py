@@ -51,3 +51,192 @@ def test_compare_backend_times_another_runtime_in_a_third_process(tmp_path):
     assert result["digests"]["other"] == result["digests"]["ours"]
     assert result["ratio_other"] == result["ours"]["median"] / result["other"]["median"]
     assert f"ratio dygraph/onnx {result['ratio_other']:.2f}" in stdout
+
+
+# ------------------------------------------------------------------- --whole-process against a stand-in official repo
+
+# A stand-in for the official inference_images.py / inference_video.py: the official flags, one line per call in
+# calls.jsonl (its pid, argv, threads, the frames it found), and outputs named as the official names them, with a
+# constant alpha of 100/255 so that the comparison's figure can be recomputed by the test.
+FAKE_OFFICIAL = r'''
+import argparse, glob, json, os, sys
+import cv2, numpy as np
+parser = argparse.ArgumentParser()
+for flag in ("--model-type", "--model-backbone", "--model-backbone-scale", "--model-refine-mode",
+             "--model-refine-sample-pixels", "--model-checkpoint", "--device", "--output-dir",
+             "--images-src", "--images-bgr", "--video-src", "--video-bgr"):
+    parser.add_argument(flag)
+parser.add_argument("--output-types", nargs="+", required=True)
+args = parser.parse_args()
+if os.environ.get("FAKE_OFFICIAL_FAIL"):
+    sys.exit("boom: the stand-in official script was asked to fail")
+assert not os.path.exists(args.output_dir), "the official scripts prompt when the output folder exists"
+if args.images_src:
+    frames = sorted(glob.glob(os.path.join(args.images_src, "*.png")))
+    shapes = [cv2.imread(f).shape for f in frames]
+else:
+    capture = cv2.VideoCapture(args.video_src)
+    shapes = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        shapes.append(frame.shape)
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.jsonl"), "a") as log:
+    log.write(json.dumps(dict(pid=os.getpid(), argv=sys.argv[1:], cwd=os.getcwd(), frames=len(shapes),
+                              threads=[os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS")],
+                              checkpoint_bytes=os.path.getsize(args.model_checkpoint))) + "\n")
+h, w = shapes[0][:2]
+pha = np.full((h, w), 100, np.uint8)
+if args.images_src:
+    for f in frames:
+        stem = os.path.splitext(os.path.basename(f))[0]
+        for kind in args.output_types:
+            os.makedirs(os.path.join(args.output_dir, kind), exist_ok=True)
+        cv2.imwrite(os.path.join(args.output_dir, "com", stem + ".png"), np.dstack([cv2.imread(f), pha]))
+        cv2.imwrite(os.path.join(args.output_dir, "pha", stem + ".jpg"), pha)
+        cv2.imwrite(os.path.join(args.output_dir, "fgr", stem + ".jpg"), cv2.imread(f))
+else:
+    os.makedirs(args.output_dir)
+    for kind in args.output_types:
+        video = cv2.VideoWriter(os.path.join(args.output_dir, kind + ".mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                (w, h))
+        for _ in shapes:
+            video.write(cv2.cvtColor(pha, cv2.COLOR_GRAY2BGR))
+        video.release()
+'''
+
+
+def fake_official_repo(tmp_path):
+    repo = tmp_path / "official"
+    repo.mkdir()
+    for script in ("inference_images.py", "inference_video.py"):
+        (repo / script).write_text(FAKE_OFFICIAL)
+    return repo
+
+
+def run_whole_process(tmp_path, mode, frames, *extra):
+    import os
+
+    repo = fake_official_repo(tmp_path)
+    json_path, work = tmp_path / "whole.json", tmp_path / "work"
+    done = run_script("tools/benchmark.py", "--whole-process", mode, "--official-repo", repo, "--frames", frames,
+                      "--resolution", "64x48", "--threads", "1", "--repeats", "1", "--work-dir", work,
+                      "--json", json_path, *extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = [json.loads(line) for line in (repo / "calls.jsonl").read_text().splitlines()]
+    expected_extra = [] if len(os.sched_getaffinity(0)) == 1 else ["--cpu-threads", "1"]
+    return json.loads(json_path.read_text()), calls, work, done.stdout, expected_extra
+
+
+def flag(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def check_turns_processes_and_inputs(result, calls, work, expected_extra, src_flag, bgr_flag):
+    """Alternating fresh processes, ours' first run cold, both sides given the same files and threads."""
+    runs = result["runs"]
+    assert result["turns"] == [r["side"] for r in runs] == ["ours", "official", "ours", "official"]
+    assert [r["cold"] for r in runs] == [True, False, False, False]
+    pids = [r["pid"] for r in runs]
+    assert len(set(pids + [result["coordinator_pid"]])) == 5  # four processes, none of them the coordinator
+    assert [c["pid"] for c in calls] == pids[1::2]  # the official script really ran, in those processes
+    assert all(a["ended"] <= b["started"] for a, b in zip(runs, runs[1:]))  # one after another, never overlapping
+    for ours, official, call in zip(runs[0::2], runs[1::2], calls):
+        assert ours["argv"][2:] == ["--model-checkpoint", flag(official["argv"], "--model-checkpoint"),
+                                    "--src", flag(official["argv"], src_flag), "--bgr",
+                                    flag(official["argv"], bgr_flag), "--output-dir", ours["output"],
+                                    "--output-types", "com", "pha", "fgr", *expected_extra]  # predict.py's defaults
+        assert ours["argv"][1].endswith("predict.py") and call["argv"] == official["argv"][2:]
+        assert call["threads"] == ["1", "1"] and call["checkpoint_bytes"] > 1_000_000  # a real state dict
+        assert flag(call["argv"], "--device") == "cpu" and flag(call["argv"], "--model-refine-mode") == "sampling"
+    # the cold run exported into a cache of this invocation's own; the warm run found it
+    entries = list((work / "export-cache").glob("*/cache.json"))
+    assert entries and all(runs[0]["started"] <= e.stat().st_mtime <= runs[0]["ended"] for e in entries)
+
+
+def check_ratios(result, stdout):
+    seconds = {side: [r["seconds"] for r in result["runs"] if r["side"] == side and not r["cold"]]
+               for side in ("ours", "official")}
+    official = statistics.median(r["seconds"] for r in result["runs"] if r["side"] == "official")
+    assert result["ours_cold"]["runs"] == [result["runs"][0]["seconds"]]
+    assert result["ours_warm"]["runs"] == seconds["ours"] and result["official"]["median"] == official
+    assert result["ratio_warm"] == statistics.median(seconds["ours"]) / official
+    assert result["ratio_cold"] == result["runs"][0]["seconds"] / official
+    assert f"| {result['ratio_warm']:.2f} |" in stdout and f"| {result['ratio_cold']:.2f} |" in stdout
+
+
+def test_whole_process_images_alternates_fresh_processes_on_the_same_files(tmp_path):
+    import cv2
+    import numpy as np
+
+    result, calls, work, stdout, expected_extra = run_whole_process(tmp_path, "images", 2)
+    check_turns_processes_and_inputs(result, calls, work, expected_extra, "--images-src", "--images-bgr")
+    assert [c["frames"] for c in calls] == [2, 2] and result["inputs"]["names"] == ["frame_0000", "frame_0001"]
+    assert result["kinds"] == {"ours": {"com": "png", "pha": "png", "fgr": "png"},
+                               "official": {"com": "png", "pha": "jpg", "fgr": "jpg"}}
+    check_ratios(result, stdout)
+    # the alphas compared are the last runs' files: ours against the stand-in's constant 100/255
+    ours = work / "outputs" / "1-ours" / "pha"
+    expected = np.mean([np.abs(cv2.imread(str(ours / f"{n}.png"), 0).astype(float) - 100).mean()
+                        for n in result["inputs"]["names"]])
+    assert result["alpha"]["frames"] == 2 and abs(result["alpha"]["mean_abs_255"] - expected) < 1e-3
+    assert f"mean |Δ| {expected:.2f}/255 over 2 frame(s)" in stdout
+
+
+def test_whole_process_video_reports_fps_and_our_model_busy_share(tmp_path):
+    import re
+
+    result, calls, work, stdout, expected_extra = run_whole_process(tmp_path, "video", 3)
+    check_turns_processes_and_inputs(result, calls, work, expected_extra, "--video-src", "--video-bgr")
+    assert [c["frames"] for c in calls] == [3, 3]  # the clip the tool wrote has the frames asked for
+    assert result["kinds"] == {side: {"com": "mp4", "pha": "mp4", "fgr": "mp4"} for side in ("ours", "official")}
+    check_ratios(result, stdout)
+    for key in ("ours_cold", "ours_warm", "official"):
+        assert result[key]["fps"] == 3 / result[key]["median"]
+    warm_log = (work / "logs" / "1-ours.log").read_text()
+    busy = int(re.search(r"model busy (\d+)%", warm_log).group(1)) / 100
+    assert result["ours_model_busy"]["runs"] == [busy]
+    assert result["alpha"]["frames"] == 3 and result["alpha"]["frames_official"] == 3
+    assert 0 <= result["alpha"]["mean_abs_255"] <= 255
+
+
+def test_whole_process_without_the_official_repo_is_one_error_line(tmp_path):
+    done = run_script("tools/benchmark.py", "--whole-process", "images", "--frames", "2")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("error: --whole-process needs --official-repo DIR") and "PeterL1n" in done.stderr
+    empty = tmp_path / "not-the-repo"
+    empty.mkdir()
+    done = run_script("tools/benchmark.py", "--whole-process", "video", "--official-repo", empty)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: --official-repo {empty}: no inference_video.py there (expected a checkout of "
+        "https://github.com/PeterL1n/BackgroundMattingV2)")
+
+
+def test_whole_process_refuses_flags_that_do_not_apply(tmp_path):
+    repo = fake_official_repo(tmp_path)
+    done = run_script("tools/benchmark.py", "--whole-process", "images", "--official-repo", repo, "--compare-torch")
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: --whole-process runs predict.py against the official script: --compare-torch does not apply")
+    done = run_script("tools/benchmark.py", "--official-repo", repo)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: --official-repo belongs to --whole-process images|video, which was not given")
+    assert not (repo / "calls.jsonl").exists()
+
+
+def test_whole_process_names_a_failing_official_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    repo = fake_official_repo(tmp_path)
+    done = subprocess.run([sys.executable, "tools/benchmark.py", "--whole-process", "images", "--official-repo",
+                           str(repo), "--frames", "1", "--resolution", "64x48", "--threads", "1", "--repeats", "1"],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, FAKE_OFFICIAL_FAIL="1"))
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: official run 1 failed with exit 1 (rerun with --work-dir DIR to keep its log): ")
+    assert line.endswith("boom: the stand-in official script was asked to fail")

@@ -504,7 +504,7 @@ def given_flags(argv) -> set:
 def whole_process(args, argv):
     """``--whole-process``: predict.py against the official script (:mod:`bgmatting.pipeline.whole_process`)."""
     from bgmatting.data.io import atomic_path
-    from bgmatting.pipeline.whole_process import WholeProcessCase, compare, describe
+    from bgmatting.pipeline.whole_process import WholeProcessCase, check_official_repo, compare, describe
 
     given = given_flags(argv)
     refused = [flag for flag in KERNEL_ONLY_FLAGS if flag in given]
@@ -517,6 +517,7 @@ def whole_process(args, argv):
     case = WholeProcessCase(args.whole_process, frames, parse_resolution(args.resolution), args.model_backbone,
                             args.threads, args.repeats, backbone_scale=args.backbone_scale,
                             sample_pixels=args.sample_pixels, backend=args.backend if "--backend" in given else None)
+    check_official_repo(args.official_repo, case.mode)  # before any work
     print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     result = compare(case, args.official_repo, work_dir=args.work_dir, log=lambda line: print(line, flush=True))
     print(describe(result))

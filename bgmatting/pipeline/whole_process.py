@@ -129,7 +129,8 @@ def write_inputs(folder: Path, case: WholeProcessCase) -> dict:
     with VideoEncoder(folder / "src.mp4", "mp4", plate.shape[:2], fps=25.0) as video:
         for shot in shots:
             video.write(shot)
-    return dict(src=str(folder / "src.mp4"), bgr=str(folder / "bgr.png"), names=[f"{i:05d}" for i in range(case.frames)])
+    names = [f"{i:05d}" for i in range(case.frames)]  # predict.py's and the official's names of video frames
+    return dict(src=str(folder / "src.mp4"), bgr=str(folder / "bgr.png"), names=names)
 
 
 # ------------------------------------------------------------------------------------------------------ the commands
@@ -173,14 +174,16 @@ def official_command(case: WholeProcessCase, repo: Path, inputs: dict, checkpoin
 
 
 def run_process(argv: list, cwd, env: dict, log_path: Path) -> dict:
-    """Run ``argv`` to its end (stdin closed, output to ``log_path``): ``{"pid", "seconds", "returncode"}``."""
+    """Run ``argv`` to its end (stdin closed, output to ``log_path``): ``{"pid", "seconds", "returncode",
+    "started", "ended"}`` (the last two: wall-clock epoch seconds)."""
     with open(log_path, "w") as log:
+        started = time.time()
         start = time.perf_counter()
         process = subprocess.Popen(argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT)
         returncode = process.wait()
         seconds = time.perf_counter() - start
-    return dict(pid=process.pid, seconds=seconds, returncode=returncode)
+    return dict(pid=process.pid, seconds=seconds, returncode=returncode, started=started, ended=time.time())
 
 
 def _tail(log_path: Path, lines: int = 3) -> str:
@@ -299,8 +302,8 @@ def _compare(case, repo, root, work, log, kept):
             log_path = work / "logs" / f"{label}.log"
             record = run_process(argv, root if side == "ours" else repo, env, log_path)
             if record["returncode"]:
-                where = f"; log {log_path}" if kept else " (--work-dir DIR keeps its log)"
-                raise UserError(f"{side} run {round_index + 1} failed (exit {record['returncode']}{where}): "
+                where = f"log: {log_path}" if kept else "rerun with --work-dir DIR to keep its log"
+                raise UserError(f"{side} run {round_index + 1} failed with exit {record['returncode']} ({where}): "
                                 f"{_tail(log_path)}")
             record.update(side=side, round=round_index, cold=side == "ours" and round_index == 0, argv=argv,
                           output=str(output), kinds=output_kinds(case.mode, output, inputs["names"], side))
@@ -328,9 +331,10 @@ def summarise(case: WholeProcessCase, inputs: dict, checkpoint, runs: list, runt
     result["alpha"] = alpha_difference(case.mode, Path(last["ours"]["output"]), Path(last["official"]["output"]),
                                        inputs["names"], kinds)
     if case.mode == "video":
-        for key, values in (("ours_cold", ours_cold), ("ours_warm", ours_warm), ("official", official)):
+        for key in ("ours_cold", "ours_warm", "official"):
             result[key]["fps"] = case.frames / result[key]["median"]
-        busy = [r["model_busy"] for r in runs if r["side"] == "ours" and r.get("model_busy") is not None]
+        busy = [r["model_busy"] for r in runs  # warm runs: a cold run's model time includes the export
+                if r["side"] == "ours" and not r["cold"] and r.get("model_busy") is not None]
         result["ours_model_busy"] = _stats(busy) if busy else None
     return result
 
@@ -342,14 +346,15 @@ def describe(result: dict) -> str:
     title = (f"whole process, {case['frames']} {case['size'][0]}x{case['size'][1]} frame(s) ({case['mode']}), "
              f"{case['backbone']} {case['backbone_scale']:g}/{case['sample_pixels']}, {case['threads']} thread(s), "
              f"ours on {', '.join(result['runtime'])}")
-    rows = [title, "", "| side | runs | median s | min–max s |" + (" fps |" if video else "") + " ratio | outputs |",
+    rows = [title, "", "| side | runs | median s | min–max s |" + (" fps |" if video else "") + " ÷ official | outputs |",
             "|---|---|---|---|" + ("---|" if video else "") + "---|---|"]
     for key, name, ratio in (("ours_cold", "ours, first run (export cache cold)", result["ratio_cold"]),
                              ("ours_warm", "ours, later runs", result["ratio_warm"]),
                              ("official", "official " + OFFICIAL_SCRIPTS[case["mode"]], None)):
         stats = result[key]
         kinds = result["kinds"]["official" if key == "official" else "ours"]
-        rows.append(f"| {name} | {len(stats['runs'])} | {stats['median']:.1f} | {stats['min']:.1f}–{stats['max']:.1f} |"
+        rows.append(f"| {name} | {len(stats['runs'])} | {stats['median']:.1f} | "
+                    f"{stats['min']:.1f}–{stats['max']:.1f} |"
                     + (f" {stats['fps']:.2f} |" if video else "")
                     + (f" {ratio:.2f} |" if ratio is not None else " 1 |")
                     + " " + " ".join(f"{k}.{v}" for k, v in kinds.items()) + " |")
@@ -358,5 +363,6 @@ def describe(result: dict) -> str:
                 f"(ours {alpha['frames_ours']}, official {alpha['frames_official']}); turns "
                 f"{' '.join(result['turns'])}; load average {result['load_average']:.1f}")
     if video and result["ours_model_busy"]:
-        rows.append(f"ours' model busy: median {100 * result['ours_model_busy']['median']:.0f}% of the run")
+        busy = result["ours_model_busy"]["median"]
+        rows.append(f"ours' model busy (later runs): median {100 * busy:.0f}% of the run")
     return "\n".join(rows)
