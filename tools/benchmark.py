@@ -80,16 +80,20 @@ def parse_args(argv=None):
     parser.add_argument("--backbone-scale", type=float, default=0.25, help="base network scale")
     parser.add_argument("--sample-pixels", type=int, default=80_000, help="pixels the refiner refines (sampling)")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="inference",
-                        help="our runtime; auto = the Predictor's default (the fastest installed runtime)")
+                        help="our runtime; auto = the Predictor's default (the fastest installed runtime); with "
+                             "--whole-process: predict.py's --backend, given only when this flag is")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every side")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per side first")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median, min, max reported)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs per side (median, min, max reported); with --whole-process: rounds after "
+                             "the first, whose run of ours has the export cache cold")
     parser.add_argument("--compare-torch", action="store_true",
                         help="also time the official PyTorch reference (in its own process, turns alternating)")
     parser.add_argument("--compare-backend", choices=BACKEND_CHOICES,
                         help="also time our model on this runtime (a third process, same turns), e.g. onnx vs inference")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
-    parser.add_argument("--json", metavar="PATH", help="also write the results (a list of dicts) to PATH")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the results to PATH (a list of dicts; --whole-process: one dict)")
     parser.add_argument("--vitmatte-memory", nargs="+", metavar="WIDTHxHEIGHT",
                         help="instead: ViTMatte-S in dygraph with chunked attention and a tiled decoder, one fresh "
                              "process per size, printing time and that process's peak RSS (e.g. 1024x1024 "
