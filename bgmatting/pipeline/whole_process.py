@@ -102,16 +102,17 @@ def save_official_checkpoint(path, backbone: str, backbone_scale: float, sample_
 
 
 def synthetic_frames(frames: int, size, seed: int = 0):
-    """``(plate, [frame, …])``: uint8 (H, W, 3) RGB; a procedural foreground over ``plate``, shifted 4 px right per
-    frame (wrapping around)."""
+    """``(plate, frame iterator)``: uint8 (H, W, 3) RGB; a procedural foreground over ``plate``, shifted 4 px right
+    per frame (wrapping around). Frames are made one at a time (300 HD frames would not fit in memory at once)."""
     from bgmatting.data.synthetic import composite, make_background, make_foreground
 
     width, height = size
     rng = np.random.default_rng(seed)
     plate = make_background((height, width), rng)
     fgr, pha = make_foreground((height, width), rng)
-    shots = [composite(np.roll(fgr, 4 * i, axis=1), np.roll(pha, 4 * i, axis=1), plate) for i in range(frames)]
-    return to_uint8(plate), [to_uint8(shot) for shot in shots]
+    shots = (to_uint8(composite(np.roll(fgr, 4 * i, axis=1), np.roll(pha, 4 * i, axis=1), plate))
+             for i in range(frames))
+    return to_uint8(plate), shots
 
 
 def write_inputs(folder: Path, case: WholeProcessCase) -> dict:
@@ -212,27 +213,34 @@ def output_kinds(mode: str, folder: Path, names: list, side: str) -> dict:
     return kinds
 
 
-def _video_alphas(path: Path) -> list:
-    """The frames of a ``pha`` video as float (H, W) in [0, 1] (the mean of the decoded channels)."""
+def _alphas(mode: str, folder: Path, names: list, extension: str):
+    """A run's alphas one by one as float32 (H, W) in [0, 1]: ``pha/NAME.EXT`` files, or the frames of the ``pha``
+    video (the mean of its decoded channels)."""
     from bgmatting.data.video import open_source
 
-    return [frame.mean(axis=2) / 255.0 for _, frame in open_source(path, "pha") if frame is not None]
+    if mode == "images":
+        return (read_alpha(folder / "pha" / f"{name}.{extension}") for name in names)
+    return (frame.mean(axis=2, dtype=np.float32) / 255.0
+            for _, frame in open_source(folder / f"pha.{extension}", "pha") if frame is not None)
 
 
 def alpha_difference(mode: str, ours: Path, official: Path, names: list, kinds: dict) -> dict:
-    """Mean ``|ours − official|`` of the alphas in 1/255 over the frames both have: ``{"mean_abs_255", "frames",
-    "frames_ours", "frames_official"}``."""
-    if mode == "video":
-        mine = _video_alphas(ours / f"pha.{kinds['ours']['pha']}")
-        theirs = _video_alphas(official / f"pha.{kinds['official']['pha']}")
-    else:
-        mine = [read_alpha(ours / "pha" / f"{name}.{kinds['ours']['pha']}") for name in names]
-        theirs = [read_alpha(official / "pha" / f"{name}.{kinds['official']['pha']}") for name in names]
-    count = min(len(mine), len(theirs))
-    if count == 0:
-        raise UserError(f"no alpha frame to compare (ours {len(mine)}, official {len(theirs)})")
-    total = sum(float(np.abs(a - b).mean()) for a, b in zip(mine[:count], theirs[:count]))
-    return dict(mean_abs_255=total / count * 255.0, frames=count, frames_ours=len(mine), frames_official=len(theirs))
+    """Mean ``|ours − official|`` of the alphas in 1/255 over the frames both have (frame by frame, in order):
+    ``{"mean_abs_255", "frames", "frames_ours", "frames_official"}``."""
+    sides = [_alphas(mode, ours, names, kinds["ours"]["pha"]), _alphas(mode, official, names, kinds["official"]["pha"])]
+    total, counts = 0.0, [0, 0]
+    while True:
+        mine, theirs = (next(side, None) for side in sides)
+        counts[0] += mine is not None
+        counts[1] += theirs is not None
+        if mine is None or theirs is None:
+            break
+        total += float(np.abs(mine - theirs).mean())
+    counts = [count + sum(1 for _ in side) for count, side in zip(counts, sides)]  # the longer side's rest
+    frames = min(counts)
+    if frames == 0:
+        raise UserError(f"no alpha frame to compare (ours {counts[0]}, official {counts[1]})")
+    return dict(mean_abs_255=total / frames * 255.0, frames=frames, frames_ours=counts[0], frames_official=counts[1])
 
 
 MODEL_BUSY = re.compile(r"model busy (\d+)%")
