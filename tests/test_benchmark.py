@@ -240,3 +240,21 @@ def test_whole_process_names_a_failing_official_run(tmp_path):
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: official run 1 failed with exit 1 (rerun with --work-dir DIR to keep its log): ")
     assert line.endswith("boom: the stand-in official script was asked to fail")
+
+
+def test_whole_process_gives_predict_py_only_what_differs_from_its_defaults():
+    import os
+
+    from bgmatting.pipeline.whole_process import WholeProcessCase, our_command
+
+    inputs = dict(src="in/src", bgr="in/bgr")
+    all_cpus = len(os.sched_getaffinity(0))
+    default = WholeProcessCase("images", 2, (64, 48), "resnet50", threads=all_cpus, repeats=1)
+    assert our_command(default, "tools/predict.py", inputs, "w.pth", "out")[1:] == [
+        "tools/predict.py", "--model-checkpoint", "w.pth", "--src", "in/src", "--bgr", "in/bgr", "--output-dir", "out",
+        "--output-types", "com", "pha", "fgr"]
+    asked = WholeProcessCase("images", 2, (64, 48), "resnet50", threads=all_cpus + 1, repeats=1, backbone_scale=0.5,
+                             sample_pixels=20_000, backend="inference")
+    assert our_command(asked, "tools/predict.py", inputs, "w.pth", "out")[14:] == [
+        "--backend", "inference", "--cpu-threads", str(all_cpus + 1), "--model-backbone-scale", "0.5",
+        "--model-refine-sample-pixels", "20000"]

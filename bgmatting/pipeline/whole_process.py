@@ -354,8 +354,9 @@ def describe(result: dict) -> str:
     title = (f"whole process, {case['frames']} {case['size'][0]}x{case['size'][1]} frame(s) ({case['mode']}), "
              f"{case['backbone']} {case['backbone_scale']:g}/{case['sample_pixels']}, {case['threads']} thread(s), "
              f"ours on {', '.join(result['runtime'])}")
-    rows = [title, "", "| side | runs | median s | min–max s |" + (" fps |" if video else "") + " ÷ official | outputs |",
-            "|---|---|---|---|" + ("---|" if video else "") + "---|---|"]
+    fps_head, fps_rule = (" fps |", "---|") if video else ("", "")
+    rows = [title, "", f"| side | runs | median s | min–max s |{fps_head} ÷ official | outputs |",
+            f"|---|---|---|---|{fps_rule}---|---|"]
     for key, name, ratio in (("ours_cold", "ours, first run (export cache cold)", result["ratio_cold"]),
                              ("ours_warm", "ours, later runs", result["ratio_warm"]),
                              ("official", "official " + OFFICIAL_SCRIPTS[case["mode"]], None)):
