@@ -135,6 +135,10 @@ def flag(argv, name):
 
 def check_turns_processes_and_inputs(result, calls, work, expected_extra, src_flag, bgr_flag):
     """Alternating fresh processes, ours' first run cold, both sides given the same files and threads."""
+    import os
+
+    from tests.conftest import ROOT
+
     runs = result["runs"]
     assert result["turns"] == [r["side"] for r in runs] == ["ours", "official", "ours", "official"]
     assert [r["cold"] for r in runs] == [True, False, False, False]
@@ -147,7 +151,7 @@ def check_turns_processes_and_inputs(result, calls, work, expected_extra, src_fl
                                     "--src", flag(official["argv"], src_flag), "--bgr",
                                     flag(official["argv"], bgr_flag), "--output-dir", ours["output"],
                                     "--output-types", "com", "pha", "fgr", *expected_extra]  # predict.py's defaults
-        assert ours["argv"][1].endswith("predict.py") and call["argv"] == official["argv"][2:]
+        assert ours["argv"][1] == os.path.join(ROOT, "predict.py") and call["argv"] == official["argv"][2:]
         assert call["threads"] == ["1", "1"] and call["checkpoint_bytes"] > 1_000_000  # a real state dict
         assert flag(call["argv"], "--device") == "cpu" and flag(call["argv"], "--model-refine-mode") == "sampling"
     # the cold run exported into a cache of this invocation's own; the warm run found it
@@ -250,11 +254,11 @@ def test_whole_process_gives_predict_py_only_what_differs_from_its_defaults():
     inputs = dict(src="in/src", bgr="in/bgr")
     all_cpus = len(os.sched_getaffinity(0))
     default = WholeProcessCase("images", 2, (64, 48), "resnet50", threads=all_cpus, repeats=1)
-    assert our_command(default, "tools/predict.py", inputs, "w.pth", "out")[1:] == [
-        "tools/predict.py", "--model-checkpoint", "w.pth", "--src", "in/src", "--bgr", "in/bgr", "--output-dir", "out",
+    assert our_command(default, "predict.py", inputs, "w.pth", "out")[1:] == [
+        "predict.py", "--model-checkpoint", "w.pth", "--src", "in/src", "--bgr", "in/bgr", "--output-dir", "out",
         "--output-types", "com", "pha", "fgr"]
     asked = WholeProcessCase("images", 2, (64, 48), "resnet50", threads=all_cpus + 1, repeats=1, backbone_scale=0.5,
                              sample_pixels=20_000, backend="inference")
-    assert our_command(asked, "tools/predict.py", inputs, "w.pth", "out")[14:] == [
+    assert our_command(asked, "predict.py", inputs, "w.pth", "out")[14:] == [
         "--backend", "inference", "--cpu-threads", str(all_cpus + 1), "--model-backbone-scale", "0.5",
         "--model-refine-sample-pixels", "20000"]

@@ -523,7 +523,8 @@ def whole_process(args, argv):
                             sample_pixels=args.sample_pixels, backend=args.backend if "--backend" in given else None)
     check_official_repo(args.official_repo, case.mode)  # before any work
     print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
-    result = compare(case, args.official_repo, work_dir=args.work_dir, log=lambda line: print(line, flush=True))
+    result = compare(case, args.official_repo, os.path.join(ROOT, "predict.py"), work_dir=args.work_dir,
+                     log=lambda line: print(line, flush=True))
     print(describe(result))
     if args.json:
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:

@@ -22,7 +22,7 @@ What :func:`compare` does (``tools/benchmark.py --whole-process images|video --o
 
 Example:
     >>> case = WholeProcessCase("images", frames=16, size=(1920, 1080), backbone="mobilenetv2", threads=2, repeats=2)
-    >>> result = compare(case, "BackgroundMattingV2")       # a checkout of github.com/PeterL1n/BackgroundMattingV2
+    >>> result = compare(case, "BackgroundMattingV2", "predict.py")  # a checkout of github.com/PeterL1n/BackgroundMattingV2
     >>> print(describe(result))
 """
 import json
@@ -263,32 +263,32 @@ def _stats(values: list) -> dict:
     return dict(median=float(statistics.median(values)), min=min(values), max=max(values), runs=values)
 
 
-def compare(case: WholeProcessCase, official_repo, work_dir=None, log=print) -> dict:
+def compare(case: WholeProcessCase, official_repo, predict_script, work_dir=None, log=print) -> dict:
     """Run the comparison (see the module docstring); returns the result dict (:func:`describe` prints it).
 
     Args:
-        case: what to run. official_repo: a checkout of the official repository. work_dir: keep the inputs,
+        case: what to run. official_repo: a checkout of the official repository. predict_script: our
+            ``predict.py`` (run from its folder, as a user of the clone runs it). work_dir: keep the inputs,
             checkpoint, outputs and logs there (default: a temporary folder, removed). log: progress lines.
     Raises:
         UserError: a missing official script, a failed run (its last lines named), missing outputs.
     """
-    from bgmatting.tools_entry import tools_root
-
     repo = check_official_repo(official_repo, case.mode)
-    root = tools_root()
+    predict_script = Path(predict_script).resolve()
     temporary = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="bgmatting-whole-")) if temporary else Path(work_dir).resolve()
     try:
         work.mkdir(parents=True, exist_ok=True)
         if any(work.iterdir()):
             raise UserError(f"--work-dir {work_dir} is not empty")
-        return _compare(case, repo, root, work, log, kept=not temporary)
+        return _compare(case, repo, predict_script, work, log, kept=not temporary)
     finally:
         if temporary:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _compare(case, repo, root, work, log, kept):
+def _compare(case, repo, predict_script, work, log, kept):
+    root = predict_script.parent
     env = dict(os.environ, OMP_NUM_THREADS=str(case.threads), MKL_NUM_THREADS=str(case.threads),
                BGMATTING_EXPORT_CACHE=str(work / "export-cache"))
     (work / "logs").mkdir()
@@ -305,7 +305,7 @@ def _compare(case, repo, root, work, log, kept):
         for side in SIDES:
             label = f"{round_index}-{side}"
             output = work / "outputs" / label
-            argv = (our_command(case, root / "tools" / "predict.py", inputs, checkpoint, output) if side == "ours"
+            argv = (our_command(case, predict_script, inputs, checkpoint, output) if side == "ours"
                     else official_command(case, repo, inputs, checkpoint, output))
             log_path = work / "logs" / f"{label}.log"
             record = run_process(argv, root if side == "ours" else repo, env, log_path)
