@@ -121,11 +121,12 @@ def run_whole_process(tmp_path, mode, frames, *extra):
     repo = fake_official_repo(tmp_path)
     json_path, work = tmp_path / "whole.json", tmp_path / "work"
     done = run_script("tools/benchmark.py", "--whole-process", mode, "--official-repo", repo, "--frames", frames,
-                      "--resolution", "64x48", "--threads", "1", "--repeats", "1", "--work-dir", work,
-                      "--json", json_path, *extra)
+                      "--resolution", "64x48", "--sample-pixels", "3072", "--threads", "1", "--repeats", "1",
+                      "--work-dir", work, "--json", json_path, *extra)
     assert done.returncode == 0, done.stdout + done.stderr
     calls = [json.loads(line) for line in (repo / "calls.jsonl").read_text().splitlines()]
-    expected_extra = [] if len(os.sched_getaffinity(0)) == 1 else ["--cpu-threads", "1"]
+    expected_extra = ([] if len(os.sched_getaffinity(0)) == 1 else ["--cpu-threads", "1"]) + [
+        "--model-refine-sample-pixels", "3072"]  # 64x48: 192 patches of 4x4, all the official refiner can take
     return json.loads(json_path.read_text()), calls, work, done.stdout, expected_extra
 
 
@@ -226,6 +227,11 @@ def test_whole_process_refuses_flags_that_do_not_apply(tmp_path):
     done = run_script("tools/benchmark.py", "--official-repo", repo)
     assert done.returncode == 2 and done.stderr.strip() == (
         "error: --official-repo belongs to --whole-process images|video, which was not given")
+    done = run_script("tools/benchmark.py", "--whole-process", "images", "--official-repo", repo, "--resolution",
+                      "64x48")  # the official sampling asks torch.topk for 5000 of 192 patches and crashes
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: the official refiner cannot pick --sample-pixels 80000 // 16 = 5000 patches of a 64x48 frame, which "
+        "has 192; lower --sample-pixels or raise --resolution")
     assert not (repo / "calls.jsonl").exists()
 
 
@@ -238,7 +244,8 @@ def test_whole_process_names_a_failing_official_run(tmp_path):
 
     repo = fake_official_repo(tmp_path)
     done = subprocess.run([sys.executable, "tools/benchmark.py", "--whole-process", "images", "--official-repo",
-                           str(repo), "--frames", "1", "--resolution", "64x48", "--threads", "1", "--repeats", "1"],
+                           str(repo), "--frames", "1", "--resolution", "64x48", "--sample-pixels", "400", "--threads",
+                           "1", "--repeats", "1"],
                           cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, FAKE_OFFICIAL_FAIL="1"))
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()

@@ -22,7 +22,7 @@ What :func:`compare` does (``tools/benchmark.py --whole-process images|video --o
 
 Example:
     >>> case = WholeProcessCase("images", frames=16, size=(1920, 1080), backbone="mobilenetv2", threads=2, repeats=2)
-    >>> result = compare(case, "BackgroundMattingV2", "predict.py")  # a checkout of github.com/PeterL1n/BackgroundMattingV2
+    >>> result = compare(case, "BackgroundMattingV2", "predict.py")  # a checkout of the official repository
     >>> print(describe(result))
 """
 import json
@@ -274,6 +274,12 @@ def compare(case: WholeProcessCase, official_repo, predict_script, work_dir=None
         UserError: a missing official script, a failed run (its last lines named), missing outputs.
     """
     repo = check_official_repo(official_repo, case.mode)
+    width, height = case.size
+    patches = (height // 4) * (width // 4)
+    if patches < case.sample_pixels // 16:  # the official sampling would ask torch.topk for more than there are
+        raise UserError(f"the official refiner cannot pick --sample-pixels {case.sample_pixels} // 16 = "
+                        f"{case.sample_pixels // 16} patches of a {width}x{height} frame, which has {patches}; lower "
+                        "--sample-pixels or raise --resolution")
     predict_script = Path(predict_script).resolve()
     temporary = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="bgmatting-whole-")) if temporary else Path(work_dir).resolve()
