@@ -7,6 +7,9 @@ Example:
         --backend inference --threads 2 --repeats 5 --compare-torch --markdown
     python tools/benchmark.py --model-type mattingrefine --model-backbone resnet50 --resolution 1920x1080 \
         --backend dygraph --threads 1
+    # whole process: predict.py (default flags) vs the official inference_images.py / inference_video.py
+    python tools/benchmark.py --whole-process images --official-repo BackgroundMattingV2 --frames 16 \
+        --resolution 1920x1080 --model-backbone mobilenetv2 --threads 2 --repeats 2 --json whole.json
 
 How it measures (per configuration):
 - a *torch worker* process builds the official model (BackgroundMattingV2's MattingRefine; transformers'
@@ -20,6 +23,11 @@ How it measures (per configuration):
   stopped spinning; each worker times its own forward, and the coordinator samples the running worker's resident
   set (every 5 ms) for its peak growth. Median ms/frame after ``--warmup`` runs, min and max over ``--repeats``.
 Both workers get the same ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` and framework thread settings.
+
+``--whole-process images|video`` instead times whole processes: ``predict.py`` with its default flags against the
+official ``inference_images.py`` / ``inference_video.py --device cpu`` of a checkout given by ``--official-repo``,
+on the same synthetic frames and official-format checkpoint, turns alternating, ours' first (export-cache cold) run
+reported apart (:mod:`bgmatting.pipeline.whole_process`).
 
 Weights are random and the decoder's error channel is set to ≈ 0.5 everywhere so that sampling mode refines all
 refine_sample_pixels / 16 patches (the official HD/4K settings' full workload) on both sides.
@@ -72,10 +80,13 @@ def parse_args(argv=None):
     parser.add_argument("--backbone-scale", type=float, default=0.25, help="base network scale")
     parser.add_argument("--sample-pixels", type=int, default=80_000, help="pixels the refiner refines (sampling)")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="inference",
-                        help="our runtime; auto = the Predictor's default (the fastest installed runtime)")
+                        help="our runtime; auto = the Predictor's default (the fastest installed runtime); with "
+                             "--whole-process: predict.py's --backend, given only when this flag is")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every side")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per side first")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median, min, max reported)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs per side (median, min, max reported); with --whole-process: rounds after "
+                             "the first, whose run of ours has the export cache cold")
     parser.add_argument("--compare-torch", action="store_true",
                         help="also time the official PyTorch reference (in its own process, turns alternating)")
     parser.add_argument("--compare-backend", choices=BACKEND_CHOICES,
@@ -84,11 +95,23 @@ def parse_args(argv=None):
                         help="after timing, profile RUNS runs of each exported runtime of ours with the runtime's own "
                              "profiler and print the op-type table (Paddle Inference / onnxruntime)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
-    parser.add_argument("--json", metavar="PATH", help="also write the results (a list of dicts) to PATH")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the results to PATH (a list of dicts; --whole-process: one dict)")
     parser.add_argument("--vitmatte-memory", nargs="+", metavar="WIDTHxHEIGHT",
                         help="instead: ViTMatte-S in dygraph with chunked attention and a tiled decoder, one fresh "
                              "process per size, printing time and that process's peak RSS (e.g. 1024x1024 "
                              "2048x2048 3840x2160)")
+    whole = parser.add_argument_group("whole process (instead of the kernel timing)")
+    whole.add_argument("--whole-process", choices=["images", "video"],
+                       help="time predict.py (default flags) against the official inference_images.py / "
+                            "inference_video.py --device cpu, each run a fresh process, turns alternating")
+    whole.add_argument("--official-repo", metavar="DIR",
+                       help="a checkout of github.com/PeterL1n/BackgroundMattingV2 (not shipped; needed by "
+                            "--whole-process)")
+    whole.add_argument("--frames", type=int, help="frames of the synthetic input (default 16 images, 300 video)")
+    whole.add_argument("--work-dir", metavar="DIR",
+                       help="keep the inputs, checkpoint, outputs and logs in this (new or empty) folder "
+                            "(default: a temporary folder, removed)")
     parser.add_argument("--worker", choices=["torch", "ours"], help=argparse.SUPPRESS)  # internal: one side
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -149,13 +172,9 @@ def torch_reference(model_type, backbone, scale, sample_pixels):
         config = VitMatteConfig(backbone_config=backbone_config, hidden_size=spec["hidden_size"],
                                 convstream_hidden_sizes=spec["convstream"], fusion_hidden_sizes=spec["fusion"])
         return VitMatteForImageMatting(config).eval()
-    from BackgroundMattingV2.model import MattingRefine
+    from bgmatting.pipeline.whole_process import full_workload_reference
 
-    model = MattingRefine(backbone, backbone_scale=scale, refine_mode="sampling", refine_sample_pixels=sample_pixels)
-    with torch.no_grad():
-        model.decoder.conv4.weight[4].mul_(0.01)
-        model.decoder.conv4.bias[4] = 0.5
-    return model.eval()
+    return full_workload_reference(backbone, scale, sample_pixels)
 
 
 def inputs_for(model_type, size):
@@ -510,11 +529,53 @@ def markdown(results):
                              "configuration); each side in its own process, turns alternating"])
 
 
+# flags of the kernel timing that --whole-process has no use for (refused when given)
+KERNEL_ONLY_FLAGS = ("--preset", "--model-type", "--compare-torch", "--compare-backend", "--warmup", "--markdown",
+                     "--vitmatte-memory")
+WHOLE_PROCESS_FLAGS = ("--official-repo", "--frames", "--work-dir")
+
+
+def given_flags(argv) -> set:
+    """The ``--flags`` on the command line (``--flag=value`` counted as ``--flag``)."""
+    return {word.split("=")[0] for word in (sys.argv[1:] if argv is None else argv) if word.startswith("--")}
+
+
+def whole_process(args, argv):
+    """``--whole-process``: predict.py against the official script (:mod:`bgmatting.pipeline.whole_process`)."""
+    from bgmatting.data.io import atomic_path
+    from bgmatting.pipeline.whole_process import WholeProcessCase, check_official_repo, compare, describe
+
+    given = given_flags(argv)
+    refused = [flag for flag in KERNEL_ONLY_FLAGS if flag in given]
+    if refused:
+        raise UserError(f"--whole-process runs predict.py against the official script: {refused[0]} does not apply")
+    frames = args.frames if args.frames is not None else (16 if args.whole_process == "images" else 300)
+    if frames < 1 or args.threads < 1 or args.repeats < 1:
+        raise UserError(f"--frames, --threads and --repeats must be >= 1, got {frames}, {args.threads}, "
+                        f"{args.repeats}")
+    case = WholeProcessCase(args.whole_process, frames, parse_resolution(args.resolution), args.model_backbone,
+                            args.threads, args.repeats, backbone_scale=args.backbone_scale,
+                            sample_pixels=args.sample_pixels, backend=args.backend if "--backend" in given else None)
+    check_official_repo(args.official_repo, case.mode)  # before any work
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
+    result = compare(case, args.official_repo, os.path.join(ROOT, "predict.py"), work_dir=args.work_dir,
+                     log=lambda line: print(line, flush=True))
+    print(describe(result))
+    if args.json:
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+
+
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker(args.worker, json.loads(args.spec))
+    if args.whole_process:
+        return whole_process(args, argv)
+    stray = [flag for flag in WHOLE_PROCESS_FLAGS if flag in given_flags(argv)]
+    if stray:
+        raise UserError(f"{stray[0]} belongs to --whole-process images|video, which was not given")
     if args.vitmatte_memory:
         return vitmatte_memory(args.vitmatte_memory)
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.profile < 0:

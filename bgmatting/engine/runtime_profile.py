@@ -99,9 +99,12 @@ def _profile_paddle_inference(export_dir, inputs, threads, runs):
         return made
 
     def report(count):
-        with tempfile.TemporaryFile(mode="w+") as captured:
+        here = os.getcwd()
+        with tempfile.TemporaryDirectory(prefix="bgmatting-profile-") as folder, \
+                tempfile.TemporaryFile(mode="w+") as captured:
             saved = [os.dup(1), os.dup(2)]
             try:
+                os.chdir(folder)  # the profiler also writes a profile.log into the working directory
                 os.dup2(captured.fileno(), 1)
                 os.dup2(captured.fileno(), 2)
                 profiled = predictor(True)
@@ -113,6 +116,7 @@ def _profile_paddle_inference(export_dir, inputs, threads, runs):
                 os.dup2(saved[1], 2)
                 for fd in saved:
                     os.close(fd)
+                os.chdir(here)
             captured.seek(0)
             return parse_paddle_profile(captured.read())
 

@@ -9,4 +9,5 @@ requested output types into a folder that appears only when the run finished:
 - :mod:`~bgmatting.pipeline.output_dir` the output folder: refusal rules, ``.NAME.partial-PID`` staging, SIGTERM,
   clean-up of the staging folders of killed runs
 - :mod:`~bgmatting.pipeline.run`        the loop: read ahead → predict → render → write behind, and its report
+- :mod:`~bgmatting.pipeline.whole_process` predict.py timed whole against the official scripts (tools/benchmark.py)
 """
