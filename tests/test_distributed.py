@@ -146,7 +146,8 @@ def test_a_failing_rank_leaves_no_output(inputs, tmp_path):
     worker = (tmp_path / "log2" / "workerlog.1").read_text()
     errors = [line for line in worker.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "0004.png" in errors[0] and "Traceback" not in worker, worker[-2000:]
-    assert "error: " in done.stderr and "0004.png" in done.stderr  # rank 0's "rank 1 failed", or the launcher's
+    shown = done.stdout + done.stderr  # the launcher passes rank 0's output on
+    assert "error: rank 1 failed: cannot read image" in shown or "Container rank 1 status failed" in shown, shown
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
@@ -184,6 +185,34 @@ def test_a_failed_rank_and_a_missing_rank_0_are_named():
     other.store = FakeStore()
     with pytest.raises(UserError, match="rank 1: rank 0 did not share the staging within 0.2 s"):
         other.receive("staging")
+    other.store = FakeStore(**{"failed/0": 1, "message/0": b"output directory already exists: out"})
+    with pytest.raises(UserError, match="rank 0 failed: output directory already exists"):
+        other.receive("staging")
+    ranks.store = FakeStore(**{"failed/1": 1, "message/1": b"cannot read image"})
+    with pytest.raises(UserError, match="rank 1 failed: cannot read image"):
+        ranks.beat()  # rank 0 stops its own share at once
+
+
+def test_what_would_differ_across_ranks_is_refused(inputs):
+    from argparse import Namespace
+
+    from bgmatting.pipeline.outputs import TargetBackground
+    from tools.predict import check_ranks
+
+    ranks, plain = Ranks(0, 2, "h:1"), Namespace(preprocess_alignment=False, target_bgr="clip.mp4")
+    check_ranks(plain, TargetBackground(str(inputs / "plate.png")), ranks)  # one image: the same for every frame
+    check_ranks(Namespace(preprocess_alignment=True), None, Ranks())  # one process: anything goes
+    with pytest.raises(UserError, match="a background video or folder advances frame by frame"):
+        check_ranks(plain, TargetBackground(str(inputs / "clip.mp4")), ranks)
+    with pytest.raises(UserError, match="--preprocess-alignment starts each frame's alignment from the previous"):
+        check_ranks(Namespace(preprocess_alignment=True), None, ranks)
+
+
+def test_rank_timeout_is_refused_without_the_launcher(monkeypatch):
+    monkeypatch.delenv("PADDLE_TRAINERS_NUM", raising=False)
+    assert not Ranks.from_env().distributed
+    with pytest.raises(UserError, match="--rank-timeout 30 applies to runs started by python -m paddle.distributed"):
+        Ranks.from_env(30.0)
 
 
 def test_shares_cover_every_index_once_in_rank_order():

@@ -231,8 +231,12 @@ def main(argv=None):
 
 
 def check_ranks(args, target, ranks):
-    """Refuse what cannot be split across ranks and stay identical to one process."""
-    if ranks.distributed and target is not None and target.source is not None:
+    """Refuse what cannot be split across ranks and stay identical to one process (``target``: the
+    :class:`TargetBackground` or None)."""
+    if ranks.distributed and args.preprocess_alignment:
+        raise UserError("--preprocess-alignment starts each frame's alignment from the previous frame's, so frames "
+                        "split across ranks would align differently at the share boundaries; run it as one process")
+    if ranks.distributed and target is not None and target.source is not None and target.source.kind != "image":
         raise UserError(f"--target-bgr {args.target_bgr}: a background video or folder advances frame by frame and is "
                         "not split across ranks; give a colour R,G,B or one image, or run one process")
 

@@ -35,9 +35,10 @@ _POLL = 0.1
 
 def add_rank_arguments(parser):
     """Add ``--rank-timeout`` (used only under ``paddle.distributed.launch``)."""
-    parser.add_argument("--rank-timeout", type=float, default=DEFAULT_TIMEOUT,
+    parser.add_argument("--rank-timeout", type=float, default=None,
                         help="under paddle.distributed.launch: seconds a process may show no progress (or rank 0 "
-                             f"take to start) before the run ends with an error naming it (default {DEFAULT_TIMEOUT:g})")
+                             "take to start) before the run ends with an error naming it "
+                             f"(default {DEFAULT_TIMEOUT:g})")
 
 
 def part_folder(root, rank: int) -> Path:
@@ -63,11 +64,19 @@ class Ranks:
         self.store = None
 
     @classmethod
-    def from_env(cls, timeout: float = DEFAULT_TIMEOUT) -> "Ranks":
-        """The ranks paddle.distributed.launch describes in the environment (one process without it); connected."""
+    def from_env(cls, timeout: float = None) -> "Ranks":
+        """The ranks paddle.distributed.launch describes in the environment (one process without it); connected.
+
+        Args:
+            timeout: ``--rank-timeout`` (None: :data:`DEFAULT_TIMEOUT`); refused without the launcher.
+        """
         world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1") or 1)
         if world <= 1:
-            return cls(timeout=timeout)
+            if timeout is not None:
+                raise UserError(f"--rank-timeout {timeout:g} applies to runs started by python -m "
+                                "paddle.distributed.launch (this is one process: PADDLE_TRAINERS_NUM is unset)")
+            return cls()
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         master = os.environ.get("PADDLE_MASTER") or os.environ.get("PADDLE_TRAINER_ENDPOINTS", "").split(",")[0]
         if not master:
             raise UserError("PADDLE_TRAINERS_NUM is set but neither PADDLE_MASTER nor PADDLE_TRAINER_ENDPOINTS: start "
@@ -110,9 +119,18 @@ class Ranks:
 
     # --- messages between ranks -------------------------------------------------------------------------------
     def beat(self):
-        """Tell rank 0 this rank made progress."""
-        if self.store is not None and not self.main:
+        """Tell rank 0 this rank made progress (rank 0: stop at once if another rank failed)."""
+        if self.store is None:
+            return
+        if not self.main:
             self.store.add(f"progress/{self.rank}", 1)
+            return
+        for rank in range(1, self.world):
+            self._check_failed(rank)
+
+    def _check_failed(self, rank: int):
+        if self.store.add(f"failed/{rank}", 0):
+            raise UserError(f"rank {rank} failed: {self.store.get(f'message/{rank}').decode()}")
 
     def publish(self, key: str, value: bytes):
         """Rank 0: make ``value`` available to the other ranks under ``key``."""
@@ -124,8 +142,7 @@ class Ranks:
         """Another rank: wait (at most ``timeout`` s) for rank 0 to :meth:`publish` ``key``."""
         deadline = time.monotonic() + self.timeout
         while not self.store.add(f"ready/{key}", 0):
-            if self.store.add("failed/0", 0):
-                raise UserError(f"rank {self.rank}: rank 0 failed ({self.store.get('message/0').decode()})")
+            self._check_failed(0)
             if time.monotonic() > deadline:
                 raise UserError(f"rank {self.rank}: rank 0 did not share the {key} within {self.timeout:g} s")
             time.sleep(_POLL)
@@ -156,8 +173,7 @@ class Ranks:
         it."""
         progress, since = -1, time.monotonic()
         while not self.store.add(f"done/{rank}", 0):
-            if self.store.add(f"failed/{rank}", 0):
-                raise UserError(f"rank {rank} failed: {self.store.get(f'message/{rank}').decode()}")
+            self._check_failed(rank)
             beats = self.store.add(f"progress/{rank}", 0)
             if beats != progress:
                 progress, since = beats, time.monotonic()
