@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ from bgmatting.models import MattingBase, MattingRefine
 from bgmatting.pipeline.ranks import Ranks
 from tests.conftest import save_random_model
 from tests.test_predict_cli import moving_square_frames
+from tests.test_video_formats import PTS, _frames as clip_frames, make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ["--model-type", "mattingrefine", "--model-backbone", "mobilenetv2", "--model-refine-sample-pixels", "1600",
@@ -27,7 +29,8 @@ MODEL = ["--model-type", "mattingrefine", "--model-backbone", "mobilenetv2", "--
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """ROOT/model.pdparams (random MattingRefine), ROOT/pairs/{src,bgr}/ (5 photos and plates), ROOT/clip.mp4
-    (13 frames, a square moving over a textured background) and ROOT/plate.png (its background)."""
+    (13 frames, a square moving over a textured background) and ROOT/plate.png (its background), ROOT/vfr.mp4 (30
+    frames at a variable frame rate, rotated, with an AAC track: tests/test_video_formats.py's clip)."""
     root = tmp_path_factory.mktemp("distributed")
     (root / "model.pdparams").write_bytes(save_random_model(tmp_path_factory, MattingRefine).read_bytes())
     make_clean_plate_pairs(root / "pairs", 5, size=(45, 61), seed=0)
@@ -39,6 +42,7 @@ def inputs(tmp_path_factory):
     from bgmatting.data.io import write_image
 
     write_image(root / "plate.png", background)
+    make_clip(root / "vfr.mp4", clip_frames())
     return root
 
 
@@ -77,23 +81,26 @@ def test_folder_of_images_split_by_file(inputs, tmp_path):
 
 
 def decoded(video: Path):
-    """(frames as one array, timestamps in frame order) of a video."""
+    """(frames as one array, timestamps in frame order, the audio packets' (pts, bytes)) of a video."""
     source = VideoSource(video)
     frames = [frame for _, frame in source]
-    return np.stack(frames), [source.timestamps[name] for name in sorted(source.timestamps)]
+    with av.open(str(video)) as container:
+        audio = [(packet.pts, bytes(packet)) for packet in container.demux(container.streams.audio[0]) if packet.size]
+    return np.stack(frames), [source.timestamps[name] for name in sorted(source.timestamps)], audio
 
 
 def test_video_split_by_frame_range_mp4_with_bgr_auto(inputs, tmp_path):
-    one, two = predict_both(inputs, tmp_path, "--src", inputs / "clip.mp4", "--bgr", "auto", "--output-types",
+    one, two = predict_both(inputs, tmp_path, "--src", inputs / "vfr.mp4", "--bgr", "auto", "--output-types",
                             "com", "pha")
     assert sorted(files(one)) == sorted(files(two)) == ["com.mp4", "pha.mp4", "plate.png"]
     assert (two / "plate.png").read_bytes() == (one / "plate.png").read_bytes()  # estimated once, by rank 0
     for kind in ("com", "pha"):
-        frames_one, times_one = decoded(one / f"{kind}.mp4")
-        frames_two, times_two = decoded(two / f"{kind}.mp4")
-        assert len(frames_one) == 13 and len(set(times_one)) == 13
+        frames_one, times_one, audio_one = decoded(one / f"{kind}.mp4")
+        frames_two, times_two, audio_two = decoded(two / f"{kind}.mp4")
+        assert len(frames_one) == 30 and np.diff(times_one).tolist() == np.diff(PTS).tolist()  # variable rate kept
         assert times_two == times_one
         np.testing.assert_array_equal(frames_two, frames_one)
+        assert len(audio_one) > 10 and audio_two == audio_one
 
 
 def test_video_to_png_sequence(inputs, tmp_path):

@@ -17,6 +17,9 @@ Examples:
         --model-checkpoint weights/vitmatte_s.pdparams --clamp-known
     # score saved predictions without a model
     python eval.py --pred-dir out/pha --gt-dir data/comp1k/alpha_copy --trimap-dir data/comp1k/trimaps
+    # two processes, each scoring half of the images; rank 0 writes the one report
+    python -m paddle.distributed.launch --nproc_per_node 2 eval.py --layout comp1k --data data/Composition-1k-testset \
+        --model-type vitmatte --model-checkpoint weights/vitmatte_s.pdparams
 """
 import argparse
 import json

@@ -7,7 +7,9 @@ Outputs go to OUTPUT_DIR/TYPE/NAME.png (or TYPE.mp4|mov|webm), named after the i
 share a stem keep their extension (``a.png``, ``a.jpg`` → ``a_png``, ``a_jpg``). The folder appears only once the run
 finished (:mod:`bgmatting.pipeline.output_dir`). Bad input ends the run with one ``error:`` line and exit status 2;
 undecodable video frames are skipped with a warning, and the last line counts the frames actually written. Video
-outputs keep the source's timestamps, colour tags and audio (see --output-format).
+outputs keep the source's timestamps, colour tags and audio (see --output-format). Under
+``python -m paddle.distributed.launch --nproc_per_node N predict.py …`` the frames are split across the N processes
+and rank 0 writes the one output (:mod:`bgmatting.pipeline.ranks`).
 
 Example:
     python predict.py --model-type mattingrefine --model-backbone resnet50 \\

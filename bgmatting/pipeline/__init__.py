@@ -9,4 +9,7 @@ requested output types into a folder that appears only when the run finished:
 - :mod:`~bgmatting.pipeline.output_dir` the output folder: refusal rules, ``.NAME.partial-PID`` staging, SIGTERM,
   clean-up of the staging folders of killed runs
 - :mod:`~bgmatting.pipeline.run`        the loop: read ahead → predict → render → write behind, and its report
+- :mod:`~bgmatting.pipeline.ranks`      several processes (paddle.distributed.launch): shares, messages, bounded waits
+  (predict.py and eval.py)
+- :mod:`~bgmatting.pipeline.parts`      predict.py's per-rank parts and rank 0 joining them into the one output
 """
