@@ -93,7 +93,9 @@ def test_video_split_by_frame_range_mp4_with_bgr_auto(inputs, tmp_path):
     one, two = predict_both(inputs, tmp_path, "--src", inputs / "vfr.mp4", "--bgr", "auto", "--output-types",
                             "com", "pha")
     assert sorted(files(one)) == sorted(files(two)) == ["com.mp4", "pha.mp4", "plate.png"]
-    assert (two / "plate.png").read_bytes() == (one / "plate.png").read_bytes()  # estimated once, by rank 0
+    assert (two / "plate.png").read_bytes() == (one / "plate.png").read_bytes()
+    logs = [(tmp_path / "log2" / f"workerlog.{rank}").read_text() for rank in (0, 1)]
+    assert "estimating plate" in logs[0] and "estimating plate" not in logs[1]  # once, by rank 0, then shared
     for kind in ("com", "pha"):
         frames_one, times_one, audio_one = decoded(one / f"{kind}.mp4")
         frames_two, times_two, audio_two = decoded(two / f"{kind}.mp4")
