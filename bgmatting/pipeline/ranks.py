@@ -15,9 +15,10 @@ progress for ``timeout`` seconds ends the run with an error naming it. Without t
 Example:
     >>> ranks = Ranks.from_env(timeout=600)                  # rank 1 of 2 under the launcher
     >>> with ranks.reporting():                               # a failure here is reported to rank 0
-    ...     share = ranks.share(len(source))                  # range(50, 100) of 100 frames
-    ...     for index, item in ranks.select(enumerate(source)): ...
+    ...     ranks.share(100)                                  # range(50, sys.maxsize): frames 50… of 100
+    ...     for name, frame in ranks.select(source, len(source)): ...
     ...     ranks.done()
+    >>> for rank, folder in ranks.parts(staging): ...         # rank 0: each other rank's part, once it is done
 """
 import contextlib
 import os
@@ -93,8 +94,8 @@ class Ranks:
         try:
             self.store = core.TCPStore(host, int(port), self.main, self.world, max(1, int(self.timeout)))
         except (SystemError, RuntimeError, OSError) as error:
-            who = "every rank" if self.main else "rank 0"
-            raise UserError(f"rank {self.rank}: {who} did not connect to {self.master} within {self.timeout:g} s "
+            what = "not every rank connected to" if self.main else "rank 0 did not answer at"
+            raise UserError(f"rank {self.rank}: {what} {self.master} within {self.timeout:g} s "
                             f"({str(error).splitlines()[0][:120]})") from None
 
     def share(self, count: int) -> range:
