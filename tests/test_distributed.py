@@ -197,6 +197,8 @@ def test_a_failed_rank_and_a_missing_rank_0_are_named():
     other.store = FakeStore(**{"failed/0": 1, "message/0": b"output directory already exists: out"})
     with pytest.raises(UserError, match="rank 0 failed: output directory already exists"):
         other.receive("staging")
+    with pytest.raises(UserError, match="rank 0 failed"):
+        other.beat()  # a rank stops its share at once too
     ranks.store = FakeStore(**{"failed/1": 1, "message/1": b"cannot read image"})
     with pytest.raises(UserError, match="rank 1 failed: cannot read image"):
         ranks.beat()  # rank 0 stops its own share at once

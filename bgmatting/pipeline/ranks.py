@@ -120,13 +120,13 @@ class Ranks:
 
     # --- messages between ranks -------------------------------------------------------------------------------
     def beat(self):
-        """Tell rank 0 this rank made progress (rank 0: stop at once if another rank failed)."""
+        """Tell rank 0 this rank made progress; stop at once (UserError) if rank 0 failed (rank 0: if any other
+        rank did)."""
         if self.store is None:
             return
         if not self.main:
             self.store.add(f"progress/{self.rank}", 1)
-            return
-        for rank in range(1, self.world):
+        for rank in range(1, self.world) if self.main else (0,):
             self._check_failed(rank)
 
     def _check_failed(self, rank: int):
