@@ -160,6 +160,28 @@ def test_a_failing_rank_leaves_no_output(inputs, tmp_path):
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_rank_alone_gives_up_after_the_timeout(inputs, tmp_path, rank):
+    """Rank 0 (or 1) started without the other, as if it never came up: a bounded wait, one error line, nothing
+    written."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PADDLE_TRAINERS_NUM="2", PADDLE_TRAINER_ID=str(rank),
+               PADDLE_MASTER=f"127.0.0.1:{port}")
+    done = subprocess.run([sys.executable, str(ROOT / "predict.py"), *MODEL, "--model-checkpoint",
+                           inputs / "model.pdparams", "--src", inputs / "pairs/src", "--bgr", inputs / "pairs/bgr",
+                           "--output-dir", tmp_path / "out", "--output-types", "pha", "--rank-timeout", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    expected = "not every rank connected to" if rank == 0 else "rank 0 did not answer at"
+    assert done.returncode == 2 and len(errors) == 1 and expected in errors[0] and "within 2 s" in errors[0], \
+        done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not list(tmp_path.glob("*out*"))
+
+
 class FakeStore:
     """The TCPStore calls :class:`Ranks` makes (add/set/get), in memory."""
 
@@ -217,6 +239,18 @@ def test_what_would_differ_across_ranks_is_refused(inputs):
         check_ranks(plain, TargetBackground(str(inputs / "clip.mp4")), ranks)
     with pytest.raises(UserError, match="--preprocess-alignment starts each frame's alignment from the previous"):
         check_ranks(Namespace(preprocess_alignment=True), None, ranks)
+
+
+def test_a_store_that_went_away_is_one_error_line():
+    class Gone:
+        def add(self, key, amount):
+            raise ValueError("(InvalidArgument) TCP send error. Details: Broken pipe.")
+
+    ranks = Ranks(1, 2, "127.0.0.1:1")
+    ranks.store = Gone()
+    with pytest.raises(UserError, match=r"rank 1: lost the connection to rank 0 at 127.0.0.1:1 \(it ended\?\): "
+                                        r"\(InvalidArgument\) TCP send error"):
+        ranks.beat()
 
 
 def test_rank_timeout_is_refused_without_the_launcher(monkeypatch):

@@ -81,7 +81,7 @@ def join_parts(ranks, staging, sink, report, source, decoded: int):
                     sink.write(name, {kind: _read_frame(folder / kind / f"{name}.png") for kind in sink.types})
             else:
                 _move_files(folder, staging)
-                sink.written += len(part["names"])
+                sink.names += part["names"]
             report.unreadable += part["unreadable"]
             report.warnings.update(part["warnings"])
             decoded += part["decoded"]

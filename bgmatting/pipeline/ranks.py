@@ -23,6 +23,7 @@ Example:
 import contextlib
 import os
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
@@ -91,12 +92,27 @@ class Ranks:
         from paddle.base import core
 
         host, _, port = self.master.rpartition(":")
+        if not self.main:
+            self._await_master(host, int(port))  # Paddle's client retries forever when nobody listens
         try:
             self.store = core.TCPStore(host, int(port), self.main, self.world, max(1, int(self.timeout)))
         except (SystemError, RuntimeError, OSError) as error:
             what = "not every rank connected to" if self.main else "rank 0 did not answer at"
             raise UserError(f"rank {self.rank}: {what} {self.master} within {self.timeout:g} s "
                             f"({str(error).splitlines()[0][:120]})") from None
+
+    def _await_master(self, host: str, port: int):
+        """Wait (at most ``timeout`` s) until rank 0's store accepts connections."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                socket.create_connection((host, port), timeout=1.0).close()
+                return
+            except OSError as error:
+                if time.monotonic() > deadline:
+                    raise UserError(f"rank {self.rank}: rank 0 did not answer at {self.master} within "
+                                    f"{self.timeout:g} s ({error.strerror or error})") from None
+                time.sleep(0.2)
 
     def share(self, count: int) -> range:
         """The indices of ``count`` items this rank takes: contiguous, in rank order; the last rank also takes any
@@ -125,34 +141,42 @@ class Ranks:
         if self.store is None:
             return
         if not self.main:
-            self.store.add(f"progress/{self.rank}", 1)
+            self._store("add", f"progress/{self.rank}", 1)
         for rank in range(1, self.world) if self.main else (0,):
             self._check_failed(rank)
 
+    def _store(self, method: str, *args):
+        """``store.METHOD(*args)``; a store that went away (rank 0 ended) is a UserError naming it."""
+        try:
+            return getattr(self.store, method)(*args)
+        except (ValueError, SystemError, RuntimeError, OSError) as error:
+            raise UserError(f"rank {self.rank}: lost the connection to rank 0 at {self.master} (it ended?): "
+                            f"{str(error).splitlines()[0][:120]}") from None
+
     def _check_failed(self, rank: int):
-        if self.store.add(f"failed/{rank}", 0):
-            raise UserError(f"rank {rank} failed: {self.store.get(f'message/{rank}').decode()}")
+        if self._store("add", f"failed/{rank}", 0):
+            raise UserError(f"rank {rank} failed: {self._store('get', f'message/{rank}').decode()}")
 
     def publish(self, key: str, value: bytes):
         """Rank 0: make ``value`` available to the other ranks under ``key``."""
         if self.store is not None:
-            self.store.set(f"value/{key}", value)
-            self.store.add(f"ready/{key}", 1)
+            self._store("set", f"value/{key}", value)
+            self._store("add", f"ready/{key}", 1)
 
     def receive(self, key: str) -> bytes:
         """Another rank: wait (at most ``timeout`` s) for rank 0 to :meth:`publish` ``key``."""
         deadline = time.monotonic() + self.timeout
-        while not self.store.add(f"ready/{key}", 0):
+        while not self._store("add", f"ready/{key}", 0):
             self._check_failed(0)
             if time.monotonic() > deadline:
                 raise UserError(f"rank {self.rank}: rank 0 did not share the {key} within {self.timeout:g} s")
             time.sleep(_POLL)
-        return self.store.get(f"value/{key}")
+        return self._store("get", f"value/{key}")
 
     def done(self):
         """Tell rank 0 this rank finished its share (its part folder is complete)."""
         if self.store is not None and not self.main:
-            self.store.add(f"done/{self.rank}", 1)
+            self._store("add", f"done/{self.rank}", 1)
 
     @contextlib.contextmanager
     def reporting(self):
@@ -163,8 +187,8 @@ class Ranks:
             if self.store is not None:
                 message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
                 try:
-                    self.store.set(f"message/{self.rank}", message.encode()[:2000])
-                    self.store.add(f"failed/{self.rank}", 1)
+                    self._store("set", f"message/{self.rank}", message.encode()[:2000])
+                    self._store("add", f"failed/{self.rank}", 1)
                 except Exception:  # rank 0 (the store) is gone already: nothing to tell
                     pass
             raise
@@ -173,9 +197,9 @@ class Ranks:
         """Rank 0: wait until ``rank`` is done; no progress for ``timeout`` s, or its failure, is a UserError naming
         it."""
         progress, since = -1, time.monotonic()
-        while not self.store.add(f"done/{rank}", 0):
+        while not self._store("add", f"done/{rank}", 0):
             self._check_failed(rank)
-            beats = self.store.add(f"progress/{rank}", 0)
+            beats = self._store("add", f"progress/{rank}", 0)
             if beats != progress:
                 progress, since = beats, time.monotonic()
             elif time.monotonic() - since > self.timeout:
