@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from bgmatting.data.io import atomic_path, write_image
+from bgmatting.errors import UserError
 from bgmatting.metrics import CONVENTIONS
 
 UNITS = {"sad": "SAD (/1000)", "mse": "MSE (x1e-3)", "grad": "Grad (/1000)", "conn": "Conn (/1000)",
@@ -155,20 +156,33 @@ class WorstImages:
         self._order = 0
 
     def __call__(self, sample, pred8, fgr8, row):
-        if self.n <= 0:
-            return
-        value = row[self.key]
-        if len(self._heap) == self.n and value <= self._heap[0][0]:
+        if self.n <= 0 or (len(self._heap) == self.n and row[self.key] <= self._heap[0][0]):
             return
         tiles = [] if sample.src is None else [_tile(sample.src, self.side, "source")]
         tiles += [_tile(sample.pha, self.side, "GT alpha"), _tile(pred8, self.side, "prediction"),
                   _tile(error_map(pred8, sample.pha, sample.trimap), self.side, "|error|")]
-        entry = (value, self._order, dict(row), np.concatenate(tiles, axis=1))
+        self._keep(dict(row), np.concatenate(tiles, axis=1))
+
+    def _keep(self, row: dict, panel: np.ndarray):
+        value = row[self.key]
+        if len(self._heap) == self.n and value <= self._heap[0][0]:
+            return
+        entry = (value, self._order, row, panel)
         self._order += 1
         if len(self._heap) < self.n:
             heapq.heappush(self._heap, entry)
         else:
             heapq.heapreplace(self._heap, entry)
+
+    def kept(self) -> list:
+        """[(row, panel)] in the order they were kept (for :meth:`merge` by another process's instance)."""
+        return [(row, panel) for _, _, row, panel in sorted(self._heap, key=lambda e: e[1])]
+
+    def merge(self, kept):
+        """Take another instance's :meth:`kept` entries, from images scored after all of this one's (a later rank's
+        share): the result is what one instance scoring both shares in order keeps."""
+        for row, panel in kept:
+            self._keep(row, panel)
 
     def worst(self) -> list:
         """[(row, panel)] from worst to best."""
@@ -201,3 +215,29 @@ class WorstImages:
                 + "".join(rows_html) + "</body></html>\n")
         _write_text(root / "report.html", page)
         return written + [root / "worst.png", root / "report.html"]
+
+
+def write_part(folder, rows: list, worst: WorstImages) -> None:
+    """A rank's share of an evaluation (:mod:`bgmatting.pipeline.ranks`): ``rows.json`` (its per-image rows, exact
+    floats) and ``worst.npz`` (the worst-image panels it kept), written atomically (rows.json last: it marks the
+    part complete)."""
+    kept = worst.kept()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "worst.npz") as tmp, open(tmp, "wb") as file:
+        np.savez(file, *[panel for _, panel in kept])
+    _write_text(folder / "rows.json", json.dumps({"rows": rows, "worst": [row for row, _ in kept]},
+                                                 default=lambda value: value.item()))
+
+
+def read_part(folder, worst: WorstImages) -> list:
+    """The rows of a part written by :func:`write_part`; its worst-image panels are merged into ``worst``."""
+    folder = Path(folder)
+    try:
+        part = json.loads((folder / "rows.json").read_text(encoding="utf-8"))
+        with np.load(folder / "worst.npz") as panels:
+            worst.merge(zip(part["worst"], (panels[f"arr_{i}"] for i in range(len(part["worst"])))))
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"the part {folder} of a finished rank cannot be read ({error}); is the folder on a "
+                        "filesystem every machine shares?") from None
+    return part["rows"]

@@ -24,7 +24,8 @@ from their names and flags. The rules, per class of command (``classify``):
   with ``data/synthetic`` present.
 - ``train-real-data``: any other training command (``tools/train.py``, ``bgmatting train``, ``./run.sh
   stage1|stage2|stage3|vitmatte``, ``python -m paddle.distributed.launch … tools/train.py`` — run without the
-  launcher, which needs several processes or GPUs). The datasets (``/data/…``, the configs' defaults) are not
+  launcher, which needs several processes or GPUs; ``launch … predict.py|eval.py`` is a ``run``: the launcher
+  really starts its CPU processes). The datasets (``/data/…``, the configs' defaults) are not
   here; a stage's previous best model is made (random weights) so the command gets to its data. It must stop with
   exit 2 and exactly one ``error:`` line naming a missing dataset folder (``data.…`` key or ``/data`` path) —
   proof that its flags, config and ``--opts`` keys are still accepted — never with an argparse usage error
@@ -239,6 +240,15 @@ def tool_of(argv: list) -> Optional[tuple]:
     return None
 
 
+#: tools run under paddle.distributed.launch as written (they split their work over CPU processes)
+LAUNCHED_TOOLS = ("predict", "eval")
+
+
+def launched(argv: list, script: int) -> str:
+    """The tool a ``python -m paddle.distributed.launch … SCRIPT.py`` command starts (``predict``, ``train``…)."""
+    return Path(argv[script]).stem
+
+
 def classify(command: Command) -> str:
     argv = command.argv
     if normalise(" ".join(argv)) in ALLOWLIST or command.text in ALLOWLIST:
@@ -273,6 +283,8 @@ def classify(command: Command) -> str:
     if name == "webcam" and (any(w.startswith("camera:") for w in rest)
                              or not any(w.lower().endswith(VIDEO_EXT) for w in rest)):
         return "help"  # a camera and a display: neither is here
+    if name == "launch" and launched(argv, first) in LAUNCHED_TOOLS:
+        return "run"  # several CPU processes of predict.py / eval.py, as written
     if name in ("train", "launch") or name in TRAIN_STAGES:
         return "train" if synthetic_training(command) else "train-real-data"
     return "run"
@@ -775,6 +787,8 @@ class Runner:
     def _shrunk(self, argv: list, kind: str) -> list:
         tool = tool_of(argv)
         name = tool[0] if tool else None
+        if name == "launch":
+            name = launched(argv, tool[1])
         if kind == "train":
             return argv + SHRINK["train"]
         if name == "eval":

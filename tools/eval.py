@@ -17,6 +17,9 @@ Examples:
         --model-checkpoint weights/vitmatte_s.pdparams --clamp-known
     # score saved predictions without a model
     python eval.py --pred-dir out/pha --gt-dir data/comp1k/alpha_copy --trimap-dir data/comp1k/trimaps
+    # two processes, each scoring half of the images; rank 0 writes the one report
+    python -m paddle.distributed.launch --nproc_per_node 2 eval.py --layout comp1k --data data/Composition-1k-testset \
+        --model-type vitmatte --model-checkpoint weights/vitmatte_s.pdparams
 """
 import argparse
 import json
@@ -26,13 +29,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bgmatting.cli_help import HelpFormatter  # noqa: E402
-from bgmatting.eval_report import (PredictionSaver, WorstImages, format_table, write_metrics_json,  # noqa: E402
-                                   write_per_image_csv)
+from bgmatting.eval_report import (PredictionSaver, WorstImages, format_table, read_part,  # noqa: E402
+                                   write_metrics_json, write_part, write_per_image_csv)
 from bgmatting.data.io import check_writable_folder  # noqa: E402
 from bgmatting.engine import evaluator  # noqa: E402
 from bgmatting.engine.model_args import add_model_arguments  # noqa: E402
 from bgmatting.engine.predictor import Predictor  # noqa: E402
 from bgmatting.errors import UserError, cli_main  # noqa: E402
+from bgmatting.pipeline.ranks import Ranks, add_rank_arguments, part_folder  # noqa: E402
 
 
 
@@ -79,6 +83,7 @@ def parse_args(argv=None):
                         help="write SAVE_DIR/predictions/{pha,fgr}/ and the generated inputs (inputs/)")
     output.add_argument("--worst", type=int, default=8, help="images in the picture report (default 8, 0 = none)")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_rank_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -172,10 +177,18 @@ def describe_run(args, model) -> dict:
 
 @cli_main
 def main(argv=None):
-    """Run the evaluation; returns the :class:`bgmatting.engine.evaluator.EvalResult`."""
+    """Run the evaluation; returns the :class:`bgmatting.engine.evaluator.EvalResult` (None on ranks other than 0
+    under paddle.distributed.launch: rank 0 writes the one report)."""
     args = parse_args(argv)
     check_args(args)
     check_writable_folder(args.save_dir, "--save-dir")  # before the run, so a bad one wastes no time
+    ranks = Ranks.from_env(args.rank_timeout)
+    with ranks.reporting():
+        return run_eval(args, ranks)
+
+
+def run_eval(args, ranks):
+    """:func:`main` on checked arguments: this rank's share of the images; rank 0 joins the others' and reports."""
     samples = build_samples(args)
     predict_fn, model = build_predict_fn(args)
     save_dir = Path(args.save_dir)
@@ -185,9 +198,20 @@ def main(argv=None):
         callbacks.append(PredictionSaver(save_dir / "predictions", inputs=args.layout == "photomatte85"))
     # alpha-only models (the Predictor returns the photo as their ``fgr``) get no FG MSE
     score_fgr = bool(args.baseline) or (predict_fn is not None and predict_fn.kind.predicts_foreground)
-    result = evaluator.evaluate(samples, predict_fn, evaluator.PROTOCOLS[args.protocol].convention,
-                                clamp=args.clamp_known, callbacks=callbacks, progress=not args.quiet,
-                                limit=args.limit, score_fgr=score_fgr)
+    convention = evaluator.PROTOCOLS[args.protocol].convention
+    share = ranks.share(len(samples) if args.limit is None else min(args.limit, len(samples)))
+    result = evaluator.evaluate(samples, predict_fn, convention, clamp=args.clamp_known, callbacks=callbacks,
+                                progress=not args.quiet and ranks.main, limit=args.limit, score_fgr=score_fgr,
+                                share=share)
+    if not ranks.main:
+        write_part(part_folder(save_dir, ranks.rank), result.rows, worst)
+        ranks.done()
+        return None
+    if ranks.distributed:
+        rows = list(result.rows)
+        for _, folder in ranks.parts(save_dir):
+            rows += read_part(folder, worst)
+        result = evaluator.EvalResult(rows=rows, convention=convention)
     info = describe_run(args, model)
     seconds = [row["seconds"] for row in result.rows if "seconds" in row]
     if seconds:

@@ -7,7 +7,9 @@ Outputs go to OUTPUT_DIR/TYPE/NAME.png (or TYPE.mp4|mov|webm), named after the i
 share a stem keep their extension (``a.png``, ``a.jpg`` → ``a_png``, ``a_jpg``). The folder appears only once the run
 finished (:mod:`bgmatting.pipeline.output_dir`). Bad input ends the run with one ``error:`` line and exit status 2;
 undecodable video frames are skipped with a warning, and the last line counts the frames actually written. Video
-outputs keep the source's timestamps, colour tags and audio (see --output-format).
+outputs keep the source's timestamps, colour tags and audio (see --output-format). Under
+``python -m paddle.distributed.launch --nproc_per_node N predict.py …`` the frames are split across the N processes
+and rank 0 writes the one output (:mod:`bgmatting.pipeline.ranks`).
 
 Example:
     python predict.py --model-type mattingrefine --model-backbone resnet50 \\
@@ -57,6 +59,8 @@ from bgmatting.pipeline.outputs import (DEFAULT_VIDEO_BGR, FORMAT_ALIASES, OUTPU
                                         OutputSink, TargetBackground, needs_background)
 from bgmatting.pipeline.pairing import (PlateInput, check_pairing, check_sizes, estimate_source_plate,  # noqa: E402
                                         frame_pairs)
+from bgmatting.pipeline.parts import Tally, decode_png, encode_png, join_parts, part_format, write_part  # noqa: E402
+from bgmatting.pipeline.ranks import Ranks, add_rank_arguments, part_folder  # noqa: E402
 from bgmatting.pipeline.render import OUTPUT_TYPES  # noqa: E402
 from bgmatting.pipeline.run import run  # noqa: E402
 from bgmatting.runtime_logs import quiet_runtime_logs  # noqa: E402
@@ -118,6 +122,7 @@ def build_parser():
     parser.add_argument("--verbose", action="store_true",
                         help="show the runtimes' own logs (Paddle, oneDNN, paddle2onnx), hidden by default")
     parser.add_argument("-y", action="store_true", help="replace an existing output directory without asking")
+    add_rank_arguments(parser)
     return parser
 
 
@@ -175,8 +180,9 @@ class Guide(NamedTuple):
     to_guide: object
 
 
-def load_guide(args, src, kind) -> Guide:
-    """Open and check the plate, trimap or mask paired with ``src`` (or estimate the plate for ``--bgr auto``)."""
+def load_guide(args, src, kind, ranks: Ranks) -> Guide:
+    """Open and check the plate, trimap or mask paired with ``src`` (or estimate the plate for ``--bgr auto``: on
+    rank 0 only, which shares it with the other ranks as a PNG)."""
     if kind.guide == "trimap":
         flag = "--trimap" if args.trimap else "--mask"
         source = open_source(args.trimap or args.mask, flag)
@@ -189,9 +195,12 @@ def load_guide(args, src, kind) -> Guide:
         check_sizes(src.size, plate.size, args.bgr_resize or aligner is not None)
         return Guide("bgr", "--bgr", plate, PlateInput(aligner, args.bgr_resize))
     check_pairing(src, None)
+    if not ranks.main:
+        return Guide("bgr", "--bgr", decode_png(ranks.receive("plate")), PlateInput(aligner, args.bgr_resize))
     estimate = estimate_source_plate(src, aligner)
     if estimate.warning:
         print(f"warning: {estimate.warning}", file=sys.stderr)
+    ranks.publish("plate", encode_png(estimate.plate))
     return Guide("bgr", "--bgr", estimate.plate, PlateInput(aligner, args.bgr_resize))
 
 
@@ -218,36 +227,65 @@ def main(argv=None):
     """Parse arguments, validate every input, then matte into a staging folder renamed into place at the end."""
     args = build_parser().parse_args(argv)
     with quiet_runtime_logs(enabled=args.backend != "dygraph" and not args.verbose):  # Paddle/paddle2onnx internals
-        predict(args)
+        ranks = Ranks.from_env(args.rank_timeout)  # one process, or a rank under paddle.distributed.launch
+        with ranks.reporting():
+            predict(args, ranks)
 
 
-def predict(args):
-    """The run of :func:`main` on parsed arguments."""
+def check_ranks(args, target, ranks):
+    """Refuse what cannot be split across ranks and stay identical to one process (``target``: the
+    :class:`TargetBackground` or None)."""
+    if ranks.distributed and args.preprocess_alignment:
+        raise UserError("--preprocess-alignment starts each frame's alignment from the previous frame's, so frames "
+                        "split across ranks would align differently at the share boundaries; run it as one process")
+    if ranks.distributed and target is not None and target.source is not None and target.source.kind != "image":
+        raise UserError(f"--target-bgr {args.target_bgr}: a background video or folder advances frame by frame and is "
+                        "not split across ranks; give a colour R,G,B or one image, or run one process")
+
+
+def predict(args, ranks):
+    """The run of :func:`main` on parsed arguments (this rank's share of it, see :mod:`bgmatting.pipeline.ranks`)."""
     if args.cpu_threads is not None and args.cpu_threads < 1:
         raise UserError(f"--cpu-threads must be >= 1, got {args.cpu_threads}")
     src = open_source(args.src, "--src")
     args.output_format = resolve_output_format(args, src)
     target = args.target_bgr or (DEFAULT_VIDEO_BGR if needs_background(args.output_format) else None)
     target = TargetBackground(target) if target else None
-    output = OutputFolder(args.output_dir, args.y)
+    check_ranks(args, target, ranks)
+    output = OutputFolder(args.output_dir, args.y) if ranks.main else None
     settings = settings_from_args(args)  # imports Paddle: after the cheap checks
     check_model_inputs(args, settings)
     backend = args.backend if args.backend not in (None, "auto") else default_backend(
         settings.kind, args.device, None, settings.source)  # auto: the fastest runtime that applies
     check_guide_outputs(settings.kind, args.output_types, args.clamp_known, backend)
-    guide = load_guide(args, src, settings.kind)
+    guide = load_guide(args, src, settings.kind, ranks)
     predictor = Predictor.from_args(args, settings=settings, backend=backend, cpu_threads=args.cpu_threads)
     predictor = with_guide_outputs(predictor, args.output_types, args.clamp_known)  # + trimap/bgr, --clamp-known
-    sink = OutputSink(args.output_types, args.output_format, src.fps, target, crf=args.crf, pha_depth=args.pha_depth,
+    output_format = args.output_format if ranks.main else part_format(args.output_format)
+    sink = OutputSink(args.output_types, output_format, src.fps, target, crf=args.crf, pha_depth=args.pha_depth,
                       timing=src if src.kind == "video" else None)  # timestamps, colour tags and audio of --src
+    tally = Tally()
+    pairs = tally.count(ranks.select(frame_pairs(src, guide.source, guide.flag), len(src)))
+    matte = dict(total=min(len(ranks.share(len(src))), len(src)), keep_open=ranks.distributed,
+                 allow_empty=ranks.distributed)
+    if not ranks.main:  # this rank's share into its part folder of rank 0's staging folder
+        folder = part_folder(ranks.receive("staging").decode(), ranks.rank)
+        sink.open(folder)
+        report = run(predictor, pairs, guide.argument, guide.to_guide, sink, progress=False, **matte)
+        sink.close()
+        write_part(folder, sink, report, src, tally.decoded)
+        ranks.done()
+        return
     with output as staging:
         for folder in output.removed:
             print(f"removed {folder.name}, left by a run that was killed", file=sys.stderr)
         if isinstance(guide.source, np.ndarray):  # a plate estimated by --bgr auto
             write_image(staging / PLATE_FILE, guide.source)
         sink.open(staging)
-        report = run(predictor, frame_pairs(src, guide.source, guide.flag), guide.argument, guide.to_guide, sink,
-                     total=len(src), progress=src.kind != "image")
+        ranks.publish("staging", str(staging).encode())
+        report = run(predictor, pairs, guide.argument, guide.to_guide, sink, progress=src.kind != "image", **matte)
+        if ranks.distributed:
+            join_parts(ranks, staging, sink, report, src, tally.decoded)
         output.commit()
     print_report(report, src, args.output_types, args.output_dir)
 

@@ -327,7 +327,8 @@ def _predict(sample: EvalSample, predict_fn):
 
 
 def evaluate(samples, predict_fn: Callable = None, convention: str = "standard", clamp: bool = False,
-             callbacks=(), progress: bool = True, limit: int = None, score_fgr: bool = True) -> EvalResult:
+             callbacks=(), progress: bool = True, limit: int = None, score_fgr: bool = True,
+             share: range = None) -> EvalResult:
     """Score every sample.
 
     Args:
@@ -344,12 +345,15 @@ def evaluate(samples, predict_fn: Callable = None, convention: str = "standard",
         limit: score only the first ``limit`` samples.
         score_fgr: False ignores the model's ``fgr`` (for alpha-only models whose ``fgr`` is not a prediction,
             such as ViTMatte's, which returns the photo).
+        share: score only these indices of the (limited) samples, e.g. one rank's
+            (:meth:`bgmatting.pipeline.ranks.Ranks.share`).
     Returns:
         :class:`EvalResult`.
     """
     rows = []
     count = len(samples) if limit is None else min(limit, len(samples))
-    for index in tqdm(range(count), desc="eval", unit="img", disable=not progress):
+    indices = range(count) if share is None else range(min(share.start, count), min(share.stop, count))
+    for index in tqdm(indices, desc="eval", unit="img", disable=not progress):
         sample = samples[index]
         pred, pred_fgr, seconds = _predict(sample, predict_fn)
         if clamp and sample.trimap is not None and sample.trimap_is_input:

@@ -10,4 +10,7 @@ requested output types into a folder that appears only when the run finished:
   clean-up of the staging folders of killed runs
 - :mod:`~bgmatting.pipeline.run`        the loop: read ahead → predict → render → write behind, and its report
 - :mod:`~bgmatting.pipeline.whole_process` predict.py timed whole against the official scripts (tools/benchmark.py)
+- :mod:`~bgmatting.pipeline.ranks`      several processes (paddle.distributed.launch): shares, messages, bounded waits
+  (predict.py and eval.py)
+- :mod:`~bgmatting.pipeline.parts`      predict.py's per-rank parts and rank 0 joining them into the one output
 """

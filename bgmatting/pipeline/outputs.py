@@ -86,7 +86,8 @@ class OutputSink:
         timing: the video source (:class:`bgmatting.data.video.VideoSource`) whose timestamps, colour tags and audio
         the videos keep. crf: video quality (0 = lossless). pha_depth: 8, or 16 for 16-bit PNG ``pha``.
     Attributes:
-        written: frames written so far. videos: output type → its :class:`~bgmatting.data.video.VideoEncoder`.
+        names: the frames written so far, in order; written: how many. videos: output type → its
+        :class:`~bgmatting.data.video.VideoEncoder`.
     """
 
     def __init__(self, types, output_format: str, fps=None, target: TargetBackground = None, timing=None,
@@ -100,7 +101,12 @@ class OutputSink:
             raise UserError(f"--pha-depth 16 writes 16-bit PNGs: use it with --output-format png, not {output_format}")
         self.types, self.format, self.fps, self.target = tuple(types), output_format, fps, target
         self.timing, self.crf, self.pha_depth = timing, crf, pha_depth
-        self.root, self.videos, self.written = None, {}, 0
+        self.root, self.videos, self.names = None, {}, []
+
+    @property
+    def written(self) -> int:
+        """Frames written so far."""
+        return len(self.names)
 
     def open(self, root):
         """Write into folder ``root`` from now on."""
@@ -133,7 +139,7 @@ class OutputSink:
             else:
                 rgba = image.ndim == 3 and image.shape[2] == 4
                 write_image(self.root / kind / f"{name}.{'png' if rgba else self.format}", image)
-        self.written += 1
+        self.names.append(name)
 
     def close(self, ok: bool = True):
         """Finish the videos (``ok=False``: discard them)."""

@@ -46,7 +46,8 @@ class RunReport:
                 f"{share(self.read_wait_seconds)} for decoding, {share(self.write_wait_seconds)} for encoding/writing")
 
 
-def run(predictor, pairs, guide: str, to_guide, sink, total: int = None, progress: bool = True) -> RunReport:
+def run(predictor, pairs, guide: str, to_guide, sink, total: int = None, progress: bool = True,
+        keep_open: bool = False, allow_empty: bool = False) -> RunReport:
     """Matte every pair and write its outputs.
 
     Args:
@@ -60,6 +61,8 @@ def run(predictor, pairs, guide: str, to_guide, sink, total: int = None, progres
         sink: an opened :class:`~bgmatting.pipeline.outputs.OutputSink` (closed here; its videos are kept only on
             success).
         total: the expected number of frames (progress bar), progress: show it.
+        keep_open: leave the sink open after a successful loop (the caller writes more frames, then closes it).
+        allow_empty: no error when no frame was written (a rank whose share was empty or undecodable).
     Returns:
         :class:`RunReport`, with the time the model computed and the time this thread waited for frames (decoding
         ahead) and for the writer (encoding behind).
@@ -100,10 +103,11 @@ def run(predictor, pairs, guide: str, to_guide, sink, total: int = None, progres
     finally:
         bar.close()  # ends the bar's line, so an error message starts on a line of its own
         closing = time.perf_counter()
-        sink.close(ok)  # the encoders' last frames
+        if not (ok and keep_open):
+            sink.close(ok)  # the encoders' last frames
         report.write_wait_seconds += time.perf_counter() - closing
         report.seconds = time.perf_counter() - start
     report.written = sink.written
-    if not report.written:
+    if not report.written and not allow_empty:
         raise UserError(f"no frame could be decoded ({len(report.unreadable)} undecodable); nothing written")
     return report
