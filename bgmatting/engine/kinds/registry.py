@@ -57,6 +57,10 @@ class ModelKind:
         flags: ``{option: (type, choices or None, help)}`` for the options that have a ``--model-*`` flag.
         checkpoint_options: options holding the path of further weights (the cascade's ViTMatte checkpoint).
         training_options: ``model section of a training config -> options`` (default: the keys in ``options``).
+        parts: for a kind made of exportable models (the cascade): ``options -> {attribute: (kind name, that part's
+            options, the option naming its weights, or None for the main checkpoint)}``; the static runtimes export
+            and run each part on its own.
+        assemble: with ``parts``: ``({attribute: part model}, options) -> model`` that ``run`` accepts.
     """
 
     name: str
@@ -78,6 +82,8 @@ class ModelKind:
     flags: dict = field(default_factory=dict)
     checkpoint_options: tuple = ()
     training_options: Optional[Callable] = None
+    parts: Optional[Callable] = None
+    assemble: Optional[Callable] = None
 
     def options_from_training(self, model_cfg: dict) -> dict:
         """The kind's options from a training config's ``model`` section."""
