@@ -83,23 +83,78 @@ def parse_args(argv=None):
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
     parser.add_argument("--json", metavar="PATH", help="also write the results (a list of dicts) to PATH")
     parser.add_argument("--vitmatte-memory", nargs="+", metavar="WIDTHxHEIGHT",
-                        help="instead: ViTMatte-S in dygraph with chunked attention and a tiled decoder, one fresh "
-                             "process per size, printing time and that process's peak RSS (e.g. 1024x1024 "
-                             "2048x2048 3840x2160)")
-    parser.add_argument("--worker", choices=["torch", "ours"], help=argparse.SUPPRESS)  # internal: one side
+                        help="instead: ViTMatte-S with chunked attention and a tiled decoder on --backend, fresh "
+                             "processes per size, printing time and peak RSS (runtimes: the export-cached run; e.g. "
+                             "1024x1024 3840x2160)")
+    parser.add_argument("--worker", choices=["torch", "ours", "vitmatte"], help=argparse.SUPPRESS)  # internal: one side
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def vitmatte_memory(sizes):
-    """Time and peak RSS of bounded-memory ViTMatte-S (random weights) per size, each in its own process."""
+def vitmatte_memory(sizes, backend, threads):
+    """Time and peak RSS of bounded-memory ViTMatte-S (random weights, chunked attention, tiled decoder) per size,
+    each in its own process: on ``dygraph`` one forward; on a runtime (``auto`` = the Predictor's default) a first
+    process exports into a fresh export cache and runs once, then a second process runs once from the cache (no
+    export: checked) — its time and peak RSS are the cached figures."""
     from bgmatting.models.vitmatte.profile import measure_vitmatte_in_subprocess
 
     for text in sizes:
         width, height = parse_resolution(text)
-        r = measure_vitmatte_in_subprocess(size="small", height=height, width=width)
-        print(f"vitmatte-s {width}x{height}: {r['tokens']} tokens, chunk {r['attention_chunk_size']}, "
-              f"tile {r['decoder_tile_size']}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        if backend == "dygraph":
+            r = measure_vitmatte_in_subprocess(size="small", height=height, width=width)
+            print(f"vitmatte-s {width}x{height}: {r['tokens']} tokens, chunk {r['attention_chunk_size']}, "
+                  f"tile {r['decoder_tile_size']}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB",
+                  flush=True)
+            continue
+        with tempfile.TemporaryDirectory(prefix="bgmatting-vitmatte-") as workdir:
+            spec = dict(workdir=workdir, backend=backend, threads=threads, size=[width, height])
+            first, cached = (_vitmatte_runtime_process(spec) for _ in range(2))
+        if cached["exports_built"]:
+            raise RuntimeError(f"the second process exported again ({cached['exports_built']} exports)")
+        print(f"vitmatte-s {width}x{height}: {cached['tokens']} tokens, chunk {cached['attention_chunk_size']}, "
+              f"tile {cached['decoder_tile_size']}, {cached['backend']} {threads} thread(s): first run (export) "
+              f"{first['seconds']:.1f} s, cached run {cached['seconds']:.1f} s, peak RSS {cached['peak_rss_mb']:.0f} "
+              "MB", flush=True)
+
+
+def _vitmatte_runtime_process(spec) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "vitmatte", "--spec",
+                           json.dumps(spec)], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the ViTMatte worker failed (exit {done.returncode}): {done.stderr.strip()[-800:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def vitmatte_runtime_worker(spec) -> dict:
+    """One Predictor call of random-weight ViTMatte-S (seeded, saved into the work folder) with the memory options
+    of :mod:`bgmatting.models.vitmatte.profile`, its export cache in the work folder."""
+    import numpy as np
+    import paddle
+
+    from bgmatting.engine import export_cache
+    from bgmatting.engine.predictor import Predictor
+    from bgmatting.models import ViTMatte
+    from bgmatting.models.vitmatte.profile import DEFAULT_ATTENTION_CHUNK, DEFAULT_DECODER_TILE, peak_rss_mb
+
+    os.environ[export_cache.ENVIRONMENT_VARIABLE] = os.path.join(spec["workdir"], "exports")
+    weights = os.path.join(spec["workdir"], "vitmatte_s.pdparams")
+    if not os.path.exists(weights):
+        paddle.seed(0)
+        paddle.save(ViTMatte("small").state_dict(), weights)
+    width, height = spec["size"]
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    trimap = rng.choice(np.array([0, 128, 255], dtype=np.uint8), size=(height, width))
+    predictor = Predictor("vitmatte", checkpoint=weights, backend=spec["backend"], cpu_threads=spec["threads"],
+                          attention_chunk_size=DEFAULT_ATTENTION_CHUNK, decoder_tile_size=DEFAULT_DECODER_TILE)
+    start = time.perf_counter()
+    predictor(image, trimap=trimap)
+    seconds = time.perf_counter() - start
+    tokens = -(-height // 32) * 2 * -(-width // 32) * 2
+    return dict(seconds=seconds, peak_rss_mb=peak_rss_mb(), exports_built=export_cache.stats["built"],
+                backend=predictor.backend, tokens=tokens, attention_chunk_size=DEFAULT_ATTENTION_CHUNK,
+                decoder_tile_size=DEFAULT_DECODER_TILE)
 
 
 def parse_resolution(text):
@@ -478,10 +533,12 @@ def markdown(results):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    if args.worker == "vitmatte":
+        return print(json.dumps(vitmatte_runtime_worker(json.loads(args.spec))))
     if args.worker:
         return worker(args.worker, json.loads(args.spec))
     if args.vitmatte_memory:
-        return vitmatte_memory(args.vitmatte_memory)
+        return vitmatte_memory(args.vitmatte_memory, args.backend, args.threads)
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
         raise UserError("--threads and --repeats must be >= 1 and --warmup >= 0")
     configs = configurations(args)
