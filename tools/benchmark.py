@@ -2,7 +2,7 @@
 
 Example:
     python tools/benchmark.py --preset hd-mobilenetv2 --backend auto --threads 2 --compare-torch
-    python tools/benchmark.py --vitmatte-memory 1024x1024 2048x2048 3840x2160
+    python tools/benchmark.py --vitmatte-memory 1024x1024 3840x2160 --backend auto --threads 2
     python tools/benchmark.py --preset hd-mobilenetv2 hd-resnet50 4k-mobilenetv2 4k-resnet50 vitmatte-s-1024 \
         --backend inference --threads 2 --repeats 5 --compare-torch --markdown
     python tools/benchmark.py --model-type mattingrefine --model-backbone resnet50 --resolution 1920x1080 \
