@@ -50,7 +50,7 @@ class ModelKind:
         fixed: options read off the weights that cannot be changed by a flag (a different value is an error).
         baked: options an export bakes into its graph (a different requested value is an error).
         pad_multiple / pad_mode: sides are padded (``numpy.pad`` mode) to this multiple and cropped back.
-        export: the exported graph's signature, or None when the kind cannot be exported (the cascade).
+        export: the exported graph's signature, or None when the kind is not one graph (the cascade: see ``parts``).
         predicts_foreground: False for alpha-only models (their ``fgr`` is the photo).
         training_type: the training config's ``model.type`` of this kind, or None.
         accepts: other kinds whose weights this kind can load (MattingBase from a MattingRefine checkpoint).
