@@ -3,6 +3,7 @@
 Example:
     python tools/benchmark.py --preset hd-mobilenetv2 --backend auto --threads 2 --compare-torch
     python tools/benchmark.py --vitmatte-memory 1024x1024 3840x2160 --backend auto --threads 2
+    python tools/benchmark.py --preset vitmatte-s-4k --backend onnx --threads 2
     python tools/benchmark.py --preset hd-mobilenetv2 hd-resnet50 4k-mobilenetv2 4k-resnet50 vitmatte-s-1024 \
         --backend inference --threads 2 --repeats 5 --compare-torch --markdown
     python tools/benchmark.py --model-type mattingrefine --model-backbone resnet50 --resolution 1920x1080 \
@@ -49,6 +50,9 @@ PRESETS = {
     "vitmatte-s-1024": ("vitmatte", "vit-s", (1024, 1024), None, None),
     "vitmatte-s-2048": ("vitmatte", "vit-s", (2048, 2048), None, None),
 }
+# name -> WIDTHxHEIGHT timed as --vitmatte-memory (chunked attention, tiled decoder; no torch side: the official
+# model's plain attention at 3840x2160 needs > 25 GB for one score matrix)
+MEMORY_PRESETS = {"vitmatte-s-4k": "3840x2160"}
 VITMATTE_S = dict(hidden_size=384, num_attention_heads=6, num_hidden_layers=12,
                   window_block_indices=[0, 1, 3, 4, 6, 7, 9, 10], residual_block_indices=[2, 5, 8, 11],
                   window_size=14, image_size=512, pretrain_image_size=224, convstream=[48, 96, 192],
@@ -63,7 +67,8 @@ def parse_args(argv=None):
     from bgmatting.cli_help import HelpFormatter
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--preset", nargs="+", choices=list(PRESETS), help="the issue's configurations")
+    parser.add_argument("--preset", nargs="+", choices=[*PRESETS, *MEMORY_PRESETS],
+                        help="the issue's configurations (vitmatte-s-4k: as --vitmatte-memory 3840x2160)")
     parser.add_argument("--model-type", choices=["mattingrefine", "vitmatte"], default="mattingrefine",
                         help="the model timed (without --preset)")
     parser.add_argument("--model-backbone", choices=OFFICIAL_BACKBONES, default="mobilenetv2",
@@ -537,8 +542,12 @@ def main(argv=None):
         return print(json.dumps(vitmatte_runtime_worker(json.loads(args.spec))))
     if args.worker:
         return worker(args.worker, json.loads(args.spec))
-    if args.vitmatte_memory:
-        return vitmatte_memory(args.vitmatte_memory, args.backend, args.threads)
+    memory_sizes = [MEMORY_PRESETS[p] for p in args.preset or () if p in MEMORY_PRESETS]
+    if args.vitmatte_memory or memory_sizes:
+        if args.preset and len(memory_sizes) != len(args.preset):
+            raise UserError(f"--preset {' '.join(MEMORY_PRESETS)} times ViTMatte alone (as --vitmatte-memory); "
+                            "give the other presets in another run")
+        return vitmatte_memory([*(args.vitmatte_memory or ()), *memory_sizes], args.backend, args.threads)
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
         raise UserError("--threads and --repeats must be >= 1 and --warmup >= 0")
     configs = configurations(args)
