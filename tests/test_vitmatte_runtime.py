@@ -116,3 +116,26 @@ def test_cascade_runtime_errors_name_the_problem(cache, base_checkpoint):  # noq
                   vitmatte_checkpoint=str(base_checkpoint), coarse_model_type="mattingbase", backend="onnx")
     with pytest.raises(UserError, match="trimap thresholds"):
         Predictor("bgmv2+vitmatte", "mobilenetv2", trimap_low=0.9, trimap_high=0.5, backend="onnx")
+
+
+def test_predict_on_a_folder_of_mixed_sizes_exports_once_per_padded_size_and_never_again(cache, checkpoint,
+                                                                                        tmp_path):
+    """Two predict.py processes with default flags: the first exports 64 x 64 (two photos) and 96 x 64, the second
+    finds both in the cache and leaves them untouched."""
+    from bgmatting.data.io import write_image
+    from tests.conftest import run_script
+
+    for index, size in enumerate(((45, 61), (50, 64), (70, 61))):
+        image, trimap = photo_and_trimap(index, size)
+        write_image(tmp_path / "src" / f"{index}.png", image)
+        write_image(tmp_path / "trimap" / f"{index}.png", trimap)
+    stamps, outputs = [], []
+    for run in range(2):
+        done = run_script("predict.py", "--model-type", "vitmatte", "--model-checkpoint", checkpoint, "--src",
+                          tmp_path / "src", "--trimap", tmp_path / "trimap", "--output-types", "pha", "--output-dir",
+                          tmp_path / f"out{run}", "--cpu-threads", "1")
+        assert done.returncode == 0, done.stderr
+        assert export_shapes(cache) == [[64, 64], [96, 64]]
+        stamps.append({p: p.stat().st_mtime_ns for p in cache.rglob("*")})
+        outputs.append([p.read_bytes() for p in sorted((tmp_path / f"out{run}" / "pha").iterdir())])
+    assert stamps[0] == stamps[1] and outputs[0] == outputs[1] and len(outputs[0]) == 3
