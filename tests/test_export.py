@@ -149,20 +149,43 @@ def test_benchmark_cli_times_both_sides_and_reports_flops():
 
 @pytest.mark.parametrize("args,message", [(["--resolution", "1921x1080"], "positive multiples of 4"),
                                           (["--resolution", "hd"], "WIDTHxHEIGHT"),
-                                          (["--threads", "0"], "--threads and --repeats must be >= 1")])
+                                          (["--threads", "0"], "--threads and --repeats must be >= 1"),
+                                          (["--preset", "vitmatte-s-4k", "hd-resnet50"], "times ViTMatte alone")])
 def test_benchmark_cli_bad_input_one_line(args, message):
     done = run_script("tools/benchmark.py", *args)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
 
 
 def test_benchmark_vitmatte_memory_mode_reports_time_and_peak_rss():
-    done = run_script("tools/benchmark.py", "--vitmatte-memory", "128x96", "96x64")
+    done = run_script("tools/benchmark.py", "--vitmatte-memory", "128x96", "96x64", "--backend", "dygraph")
     assert done.returncode == 0, done.stderr
     lines = [l for l in done.stdout.splitlines() if l.startswith("vitmatte-s ")]
     assert [l.split(":")[0] for l in lines] == ["vitmatte-s 128x96", "vitmatte-s 96x64"]
     assert "48 tokens" in lines[0] and "24 tokens" in lines[1]  # (128/16)*(96/16) and (96/16)*(64/16)
     for line in lines:
         assert float(line.split("peak RSS ")[1].split(" MB")[0]) > 100  # a fresh process holding Paddle
+
+
+def test_benchmark_4k_vitmatte_preset_is_the_memory_measurement_at_3840x2160(monkeypatch):
+    import tools.benchmark as benchmark
+
+    calls = []
+    monkeypatch.setattr(benchmark, "vitmatte_memory", lambda *args: calls.append(args))
+    benchmark.main(["--preset", "vitmatte-s-4k", "--backend", "onnx", "--threads", "2"])
+    benchmark.main(["--vitmatte-memory", "64x64", "--preset", "vitmatte-s-4k"])  # both: both measured
+    assert calls == [(["3840x2160"], "onnx", 2), (["64x64", "3840x2160"], "inference", 2)]
+
+
+def test_benchmark_vitmatte_memory_on_a_runtime_times_the_cached_run():
+    """First process exports into a fresh cache, the second runs from it (the tool refuses a second export)."""
+    done = run_script("tools/benchmark.py", "--vitmatte-memory", "96x64", "--backend", "inference", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    (line,) = [l for l in done.stdout.splitlines() if l.startswith("vitmatte-s ")]
+    assert line.startswith("vitmatte-s 96x64: 24 tokens") and "inference 1 thread(s)" in line, line
+    first = float(line.split("first run (export) ")[1].split(" s")[0])
+    cached = float(line.split("cached run ")[1].split(" s")[0])
+    assert first > cached > 0  # the export is in the first process only
+    assert float(line.split("peak RSS ")[1].split(" MB")[0]) > 100
 
 
 def test_fold_batch_norms_removes_every_batch_norm_and_keeps_the_outputs():

@@ -159,8 +159,8 @@ def test_auto_picks_the_fastest_installed_runtime(cache, checkpoint, tmp_path, m
     assert default_backend(refine) == "onnx"  # measured fastest here (RUNTIME_PREFERENCE)
     assert default_backend(refine, model=object()) == "dygraph"  # training / a model in memory
     assert default_backend(refine, device="gpu") == "dygraph"
-    assert default_backend(get_kind("bgmv2+vitmatte")) == "dygraph"  # no static export
-    assert default_backend(get_kind("vitmatte")) == "dygraph"  # one export per size: not for one photo
+    assert default_backend(get_kind("bgmv2+vitmatte")) == "onnx"  # its parts exported separately
+    assert default_backend(get_kind("vitmatte")) == "onnx"  # one cached export per padded size
     export_model(tiny_refine("sampling"), refine.export, "mattingrefine", tmp_path / "exp", {"backbone": "mobilenetv2"})
     assert default_backend(refine, source=locate(tmp_path / "exp")) == "inference"  # that export has no model.onnx
     src, bgr = photo(40, 48)

@@ -2,7 +2,8 @@
 
 Example:
     python tools/benchmark.py --preset hd-mobilenetv2 --backend auto --threads 2 --compare-torch
-    python tools/benchmark.py --vitmatte-memory 1024x1024 2048x2048 3840x2160
+    python tools/benchmark.py --vitmatte-memory 1024x1024 3840x2160 --backend auto --threads 2
+    python tools/benchmark.py --preset vitmatte-s-4k --backend onnx --threads 2
     python tools/benchmark.py --preset hd-mobilenetv2 hd-resnet50 4k-mobilenetv2 4k-resnet50 vitmatte-s-1024 \
         --backend inference --threads 2 --repeats 5 --compare-torch --markdown
     python tools/benchmark.py --model-type mattingrefine --model-backbone resnet50 --resolution 1920x1080 \
@@ -57,6 +58,9 @@ PRESETS = {
     "vitmatte-s-1024": ("vitmatte", "vit-s", (1024, 1024), None, None),
     "vitmatte-s-2048": ("vitmatte", "vit-s", (2048, 2048), None, None),
 }
+# name -> WIDTHxHEIGHT timed as --vitmatte-memory (chunked attention, tiled decoder; no torch side: the official
+# model's plain attention at 3840x2160 needs > 25 GB for one score matrix)
+MEMORY_PRESETS = {"vitmatte-s-4k": "3840x2160"}
 VITMATTE_S = dict(hidden_size=384, num_attention_heads=6, num_hidden_layers=12,
                   window_block_indices=[0, 1, 3, 4, 6, 7, 9, 10], residual_block_indices=[2, 5, 8, 11],
                   window_size=14, image_size=512, pretrain_image_size=224, convstream=[48, 96, 192],
@@ -71,7 +75,8 @@ def parse_args(argv=None):
     from bgmatting.cli_help import HelpFormatter
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--preset", nargs="+", choices=list(PRESETS), help="the issue's configurations")
+    parser.add_argument("--preset", nargs="+", choices=[*PRESETS, *MEMORY_PRESETS],
+                        help="the issue's configurations (vitmatte-s-4k: as --vitmatte-memory 3840x2160)")
     parser.add_argument("--model-type", choices=["mattingrefine", "vitmatte"], default="mattingrefine",
                         help="the model timed (without --preset)")
     parser.add_argument("--model-backbone", choices=OFFICIAL_BACKBONES, default="mobilenetv2",
@@ -98,9 +103,9 @@ def parse_args(argv=None):
     parser.add_argument("--json", metavar="PATH",
                         help="also write the results to PATH (a list of dicts; --whole-process: one dict)")
     parser.add_argument("--vitmatte-memory", nargs="+", metavar="WIDTHxHEIGHT",
-                        help="instead: ViTMatte-S in dygraph with chunked attention and a tiled decoder, one fresh "
-                             "process per size, printing time and that process's peak RSS (e.g. 1024x1024 "
-                             "2048x2048 3840x2160)")
+                        help="instead: ViTMatte-S with chunked attention and a tiled decoder on --backend, fresh "
+                             "processes per size, printing time and peak RSS (runtimes: the export-cached run; e.g. "
+                             "1024x1024 3840x2160)")
     whole = parser.add_argument_group("whole process (instead of the kernel timing)")
     whole.add_argument("--whole-process", choices=["images", "video"],
                        help="time predict.py (default flags) against the official inference_images.py / "
@@ -112,20 +117,75 @@ def parse_args(argv=None):
     whole.add_argument("--work-dir", metavar="DIR",
                        help="keep the inputs, checkpoint, outputs and logs in this (new or empty) folder "
                             "(default: a temporary folder, removed)")
-    parser.add_argument("--worker", choices=["torch", "ours"], help=argparse.SUPPRESS)  # internal: one side
+    parser.add_argument("--worker", choices=["torch", "ours", "vitmatte"], help=argparse.SUPPRESS)  # internal: one side
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def vitmatte_memory(sizes):
-    """Time and peak RSS of bounded-memory ViTMatte-S (random weights) per size, each in its own process."""
+def vitmatte_memory(sizes, backend, threads):
+    """Time and peak RSS of bounded-memory ViTMatte-S (random weights, chunked attention, tiled decoder) per size,
+    each in its own process: on ``dygraph`` one forward; on a runtime (``auto`` = the Predictor's default) a first
+    process exports into a fresh export cache and runs once, then a second process runs once from the cache (no
+    export: checked) — its time and peak RSS are the cached figures."""
     from bgmatting.models.vitmatte.profile import measure_vitmatte_in_subprocess
 
     for text in sizes:
         width, height = parse_resolution(text)
-        r = measure_vitmatte_in_subprocess(size="small", height=height, width=width)
-        print(f"vitmatte-s {width}x{height}: {r['tokens']} tokens, chunk {r['attention_chunk_size']}, "
-              f"tile {r['decoder_tile_size']}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        if backend == "dygraph":
+            r = measure_vitmatte_in_subprocess(size="small", height=height, width=width)
+            print(f"vitmatte-s {width}x{height}: {r['tokens']} tokens, chunk {r['attention_chunk_size']}, "
+                  f"tile {r['decoder_tile_size']}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB",
+                  flush=True)
+            continue
+        with tempfile.TemporaryDirectory(prefix="bgmatting-vitmatte-") as workdir:
+            spec = dict(workdir=workdir, backend=backend, threads=threads, size=[width, height])
+            first, cached = (_vitmatte_runtime_process(spec) for _ in range(2))
+        if cached["exports_built"]:
+            raise RuntimeError(f"the second process exported again ({cached['exports_built']} exports)")
+        print(f"vitmatte-s {width}x{height}: {cached['tokens']} tokens, chunk {cached['attention_chunk_size']}, "
+              f"tile {cached['decoder_tile_size']}, {cached['backend']} {threads} thread(s): first run (export) "
+              f"{first['seconds']:.1f} s, cached run {cached['seconds']:.1f} s, peak RSS {cached['peak_rss_mb']:.0f} "
+              "MB", flush=True)
+
+
+def _vitmatte_runtime_process(spec) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "vitmatte", "--spec",
+                           json.dumps(spec)], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the ViTMatte worker failed (exit {done.returncode}): {done.stderr.strip()[-800:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def vitmatte_runtime_worker(spec) -> dict:
+    """One Predictor call of random-weight ViTMatte-S (seeded, saved into the work folder) with the memory options
+    of :mod:`bgmatting.models.vitmatte.profile`, its export cache in the work folder."""
+    import numpy as np
+    import paddle
+
+    from bgmatting.engine import export_cache
+    from bgmatting.engine.predictor import Predictor
+    from bgmatting.models import ViTMatte
+    from bgmatting.models.vitmatte.profile import DEFAULT_ATTENTION_CHUNK, DEFAULT_DECODER_TILE, peak_rss_mb
+
+    os.environ[export_cache.ENVIRONMENT_VARIABLE] = os.path.join(spec["workdir"], "exports")
+    weights = os.path.join(spec["workdir"], "vitmatte_s.pdparams")
+    if not os.path.exists(weights):
+        paddle.seed(0)
+        paddle.save(ViTMatte("small").state_dict(), weights)
+    width, height = spec["size"]
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    trimap = rng.choice(np.array([0, 128, 255], dtype=np.uint8), size=(height, width))
+    predictor = Predictor("vitmatte", checkpoint=weights, backend=spec["backend"], cpu_threads=spec["threads"],
+                          attention_chunk_size=DEFAULT_ATTENTION_CHUNK, decoder_tile_size=DEFAULT_DECODER_TILE)
+    start = time.perf_counter()
+    predictor(image, trimap=trimap)
+    seconds = time.perf_counter() - start
+    tokens = -(-height // 32) * 2 * -(-width // 32) * 2
+    return dict(seconds=seconds, peak_rss_mb=peak_rss_mb(), exports_built=export_cache.stats["built"],
+                backend=predictor.backend, tokens=tokens, attention_chunk_size=DEFAULT_ATTENTION_CHUNK,
+                decoder_tile_size=DEFAULT_DECODER_TILE)
 
 
 def parse_resolution(text):
@@ -569,6 +629,8 @@ def whole_process(args, argv):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    if args.worker == "vitmatte":
+        return print(json.dumps(vitmatte_runtime_worker(json.loads(args.spec))))
     if args.worker:
         return worker(args.worker, json.loads(args.spec))
     if args.whole_process:
@@ -576,8 +638,12 @@ def main(argv=None):
     stray = [flag for flag in WHOLE_PROCESS_FLAGS if flag in given_flags(argv)]
     if stray:
         raise UserError(f"{stray[0]} belongs to --whole-process images|video, which was not given")
-    if args.vitmatte_memory:
-        return vitmatte_memory(args.vitmatte_memory)
+    memory_sizes = [MEMORY_PRESETS[p] for p in args.preset or () if p in MEMORY_PRESETS]
+    if args.vitmatte_memory or memory_sizes:
+        if args.preset and len(memory_sizes) != len(args.preset):
+            raise UserError(f"--preset {' '.join(MEMORY_PRESETS)} times ViTMatte alone (as --vitmatte-memory); "
+                            "give the other presets in another run")
+        return vitmatte_memory([*(args.vitmatte_memory or ()), *memory_sizes], args.backend, args.threads)
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.profile < 0:
         raise UserError("--threads and --repeats must be >= 1, --warmup and --profile >= 0")
     configs = configurations(args)

@@ -151,8 +151,6 @@ def check_model_inputs(args, settings):
     if kind.name == "bgmv2+vitmatte":
         if not settings.options["vitmatte_checkpoint"]:
             raise UserError("bgmv2+vitmatte needs the ViTMatte weights too: --model-vitmatte-checkpoint CKPT")
-        if args.backend not in (None, "auto", "dygraph"):
-            raise UserError("the bgmv2+vitmatte cascade runs on the dygraph backend only")
 
 
 def resolve_output_format(args, src):
@@ -257,7 +255,7 @@ def predict(args, ranks):
     check_model_inputs(args, settings)
     backend = args.backend if args.backend not in (None, "auto") else default_backend(
         settings.kind, args.device, None, settings.source)  # auto: the fastest runtime that applies
-    check_guide_outputs(settings.kind, args.output_types, args.clamp_known, backend)
+    check_guide_outputs(settings.kind, args.output_types, args.clamp_known)
     guide = load_guide(args, src, settings.kind, ranks)
     predictor = Predictor.from_args(args, settings=settings, backend=backend, cpu_threads=args.cpu_threads)
     predictor = with_guide_outputs(predictor, args.output_types, args.clamp_known)  # + trimap/bgr, --clamp-known

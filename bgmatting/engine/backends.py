@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from bgmatting.engine.loading import part_settings
 from bgmatting.errors import UserError
 from bgmatting.export import MODEL_PREFIX, ONNX_NAME, export_model, load_metadata
 
@@ -169,8 +170,16 @@ class StaticModel:
 
     def __init__(self, runtime):
         self.runtime = runtime
+        self._pre_hooks = []
+
+    def register_forward_pre_hook(self, hook) -> None:
+        """Call ``hook(self, inputs)`` before every run, as a Paddle layer's forward pre-hook (the cascade's trimap
+        output reads ViTMatte's input this way)."""
+        self._pre_hooks.append(hook)
 
     def __call__(self, *inputs):
+        for hook in self._pre_hooks:
+            hook(self, inputs)
         outputs = tuple(np.asarray(o).view(_Array) for o in self.runtime(*inputs))
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -193,7 +202,12 @@ def runtime_available(name: str) -> bool:
 def shape_policy(runtime: str, signature, height: int, width: int, fixed_sizes: int):
     """The export's input size for a padded (height, width) input: (H, W) fixed, or None for dynamic sizes.
 
-    - fixed-size kinds (ViTMatte): the padded size itself, always;
+    - fixed-size kinds (ViTMatte): the padded size itself (its multiple of 32), always — the exact bucket. Padding
+      further (to a coarser bucket) changes the alpha inside the image, by up to 0.09 on the tiny test model: the
+      absolute position embedding is resized to the token grid, the global blocks' relative-position tables to
+      2 x grid - 1, global attention attends to the pad tokens, and border windows, 3x3 convs and x2 upsamplers
+      read pad content instead of zeros / the edge. So one export per padded size, each cached on disk: a folder
+      of mixed sizes pays one export per distinct multiple-of-32 size, once per machine;
     - ``onnx``: dynamic — onnxruntime runs the dynamic graph (native Resize) as fast as a fixed one, so one export
       serves a folder of photos of any sizes;
     - ``inference``: fixed — under oneDNN only fixed sizes let every resize use the integer-ratio forms, several
@@ -261,40 +275,47 @@ class CachedExports:
         return self.runtimes[size]
 
 
+def _by_shape(runtime_for) -> StaticModel:
+    """A StaticModel picking its runtime by the input's padded (H, W): ``runtime_for(height, width)``. The kind's run
+    pads (ViTMatte: to 32) before calling, so the export is chosen here."""
+    return StaticModel(lambda *inputs: runtime_for(*np.shape(inputs[0])[2:])(*inputs))
+
+
 def static_backend(name: str, dygraph_model):
     """A Predictor backend running the ``name`` runtime (``"inference"`` / ``"onnx"``).
 
     The settings' source may be an export folder (used as is; :mod:`bgmatting.engine.loading` already refused
     requests that differ from its baked options) or weights / an in-memory ``model``, whose exports come from the
     export cache (:class:`CachedExports`: exported once per weights, options, runtime and input-size policy, see
-    :func:`shape_policy`; the first run pays a few seconds, later runs and processes none). ``dygraph_model(settings,
+    :func:`shape_policy`; the first run pays a few seconds, later runs and processes none). A kind made of parts
+    (``kind.parts``: the cascade's BGMv2 and ViTMatte) exports and runs each part on its own. ``dygraph_model(settings,
     device, model)`` builds the eager model when an export is missing. ``cpu_threads`` sets the runtime's threads.
+    The runner's ``exports`` is the :class:`CachedExports` (a dict of them per part; None for an export folder).
     """
 
     def backend(settings, device, model=None, cpu_threads=None):
         source = settings.source
-        exports = None
+
+        def cached(part_settings, part_model):
+            return CachedExports(name, part_settings, part_model, device, cpu_threads, dygraph_model)
+
         if model is None and source is not None and source.export_dir is not None:
-            fixed = open_runtime(name, source.export_dir, device, cpu_threads)
-            runtime_for = lambda height, width: fixed  # noqa: E731
+            static, exports = StaticModel(open_runtime(name, source.export_dir, device, cpu_threads)), None
+        elif settings.kind.parts is not None:
+            exports = {attribute: cached(part, getattr(model, attribute) if model is not None else None)
+                       for attribute, part in part_settings(settings).items()}
+            static = settings.kind.assemble({a: _by_shape(e.runtime) for a, e in exports.items()}, settings.options)
+        elif settings.kind.export is None:
+            raise UserError(f"{settings.kind.name} cannot run on the {name} backend (no static export); use "
+                            "--backend dygraph")
         else:
-            if settings.kind.export is None:
-                raise UserError(f"{settings.kind.name} cannot run on the {name} backend (no static export); use "
-                                "--backend dygraph")
-            exports = CachedExports(name, settings, model, device, cpu_threads, dygraph_model)
-            runtime_for = exports.runtime
-
-        def by_shape(*inputs):  # the kind's run pads (ViTMatte: to 32) before calling: pick the export here
-            runner.runtime = runtime_for(*np.shape(inputs[0])[2:])
-            return runner.runtime(*inputs)
-
-        static = StaticModel(by_shape)
+            exports = cached(settings, model)
+            static = _by_shape(exports.runtime)
 
         def runner(src: np.ndarray, guide: np.ndarray) -> dict:
             return settings.kind.run(static, src, guide)
 
-        runner.runtime = None if exports is not None else runtime_for(0, 0)
-        runner.exports = exports
+        runner.model, runner.exports = static, exports
         return runner
 
     return backend

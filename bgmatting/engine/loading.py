@@ -157,6 +157,27 @@ def _extra_arrays(settings: ModelSettings) -> dict:
     return extra
 
 
+def part_settings(settings: ModelSettings) -> dict:
+    """``{attribute: ModelSettings}`` of the parts of a kind made of several models (``kind.parts``: the cascade's
+    ``bgmv2`` from the main checkpoint and ``vitmatte`` from ``--model-vitmatte-checkpoint``), each resolved as if
+    asked on its own; the static runtimes export and run them separately."""
+    _check_further_weights(settings)
+    parts = {}
+    for attribute, (kind_name, options, weights_option) in settings.kind.parts(settings.options).items():
+        path = settings.options[weights_option] if weights_option else \
+            (settings.source.path if settings.source is not None else None)
+        if weights_option and path is None and settings.source is not None:
+            raise UserError(f"{settings.kind.name} needs {_flag(weights_option)} (further weights)")
+        parts[attribute] = resolve_settings(path, kind_name, **options)
+    return parts
+
+
+def _check_further_weights(settings: ModelSettings) -> None:
+    if settings.source is None and settings.kind.checkpoint_options and \
+            any(settings.options[n] for n in settings.kind.checkpoint_options):
+        raise UserError(f"{settings.kind.name}: give --model-checkpoint too")
+
+
 def build_model(settings: ModelSettings):
     """Build the model of ``settings`` and load its weights (random weights without a checkpoint).
 
@@ -172,8 +193,7 @@ def build_model(settings: ModelSettings):
     state = None
     if source is not None:
         state = settings.kind.read(source.arrays(), settings.options, _extra_arrays(settings))
-    elif settings.kind.checkpoint_options and any(settings.options[n] for n in settings.kind.checkpoint_options):
-        raise UserError(f"{settings.kind.name}: give --model-checkpoint too")
+    _check_further_weights(settings)
     model = settings.kind.build(settings.options)
     if state is not None:
         settings.kind.load(model, state, settings.options)

@@ -79,12 +79,13 @@ def default_backend(kind, device: str = "cpu", model=None, source=None) -> str:
     """The backend ``backend=None``/``"auto"`` means: the fastest installed runtime, or ``dygraph`` where no export
     applies.
 
-    ``dygraph`` for: a model passed in memory (training, validation: it changes between calls), kinds without a
-    static export (the ``bgmv2+vitmatte`` cascade), fixed-size kinds (ViTMatte: one export per padded size, which
-    a single photo does not repay), and ``device="gpu"`` (not measured here). An export folder runs on the fastest
-    runtime it has files for. Otherwise the first installed runtime of :data:`RUNTIME_PREFERENCE`.
+    ``dygraph`` for: a model passed in memory (training, validation: it changes between calls), kinds with neither
+    a static export nor exportable parts, and ``device="gpu"`` (not measured here). ViTMatte (one cached export per
+    padded size, :func:`bgmatting.engine.backends.shape_policy`) and the ``bgmv2+vitmatte`` cascade (each part
+    exported on its own) run on the runtimes too. An export folder runs on the fastest runtime it has files for.
+    Otherwise the first installed runtime of :data:`RUNTIME_PREFERENCE`.
     """
-    if model is not None or kind.export is None or kind.export.fixed_size or device != "cpu":
+    if model is not None or (kind.export is None and kind.parts is None) or device != "cpu":
         if source is None or source.export_dir is None:
             return "dygraph"
     for name in RUNTIME_PREFERENCE:

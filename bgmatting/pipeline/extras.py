@@ -21,7 +21,7 @@ from bgmatting.errors import UserError
 CASCADE = "bgmv2+vitmatte"
 
 
-def check_guide_outputs(kind, output_types, clamp: bool, backend: str = "dygraph") -> None:
+def check_guide_outputs(kind, output_types, clamp: bool) -> None:
     """Raise UserError for ``trimap``/``bgr`` outputs or ``--clamp-known`` a model kind has no guide for."""
     has_trimap = kind.guide == "trimap" or kind.name == CASCADE
     if ("trimap" in output_types or clamp) and not has_trimap:
@@ -31,8 +31,6 @@ def check_guide_outputs(kind, output_types, clamp: bool, backend: str = "dygraph
     if "bgr" in output_types and kind.guide != "bgr":
         raise UserError(f"--output-types bgr is the clean plate; {kind.name} takes a trimap (try --output-types "
                         "trimap)")
-    if kind.name == CASCADE and has_trimap and backend != "dygraph" and ("trimap" in output_types or clamp):
-        raise UserError("the cascade's trimap is read on the dygraph backend only")
 
 
 def with_guide_outputs(predictor, output_types, clamp: bool = False):
@@ -52,7 +50,7 @@ class GuideOutputs:
     alpha clamped to the trimap's known regions when asked.
 
     Args:
-        predictor: a :class:`bgmatting.engine.predictor.Predictor` (for the cascade: on the dygraph backend).
+        predictor: a :class:`bgmatting.engine.predictor.Predictor`.
         keep_trimap, keep_bgr, clamp: what to add / do (see the module docstring).
     Input / Output: as the predictor's call; the extra keys are added to its result dict.
     """
@@ -62,10 +60,7 @@ class GuideOutputs:
         self.kind = predictor.kind
         self._captured = None
         if self.kind.name == CASCADE and (keep_trimap or clamp):
-            model = getattr(predictor.runner, "model", None)
-            if model is None or not hasattr(model, "vitmatte"):
-                raise UserError("the cascade's trimap is read on the dygraph backend only")
-            model.vitmatte.register_forward_pre_hook(self._capture)
+            predictor.runner.model.vitmatte.register_forward_pre_hook(self._capture)  # any backend
 
     def _capture(self, layer, inputs):
         pixel_values = inputs[0]

@@ -5,6 +5,8 @@ become the unknown region of an automatic trimap (:func:`bgmatting.data.trimap.t
 ViTMatte then mattes the full-resolution image with it. ``--model-checkpoint`` holds the BGMv2 weights and
 ``--model-vitmatte-checkpoint`` the ViTMatte ones (each may be any form the tools accept).
 """
+from types import SimpleNamespace
+
 import numpy as np
 
 from bgmatting.engine.kinds.bgmv2 import BGMV2_FLAGS, MATTINGBASE, MATTINGREFINE, REFINE_OPTIONS
@@ -47,15 +49,20 @@ def part_options(kind, options: dict) -> dict:
     return {name: options[name] for name in kind.options}
 
 
-def build_cascade(options: dict):
-    """MattingCascade(BGMv2, ViTMatte) with the trimap options checked."""
-    from bgmatting.models.cascade import MattingCascade
-
+def check_trimap_options(options: dict) -> None:
+    """UserError for a negative trimap band or thresholds outside 0 <= low < high <= 1."""
     if options["trimap_band"] < 0:
         raise UserError(f"trimap band must be >= 0 pixels, got {options['trimap_band']}")
     if not 0.0 <= options["trimap_low"] < options["trimap_high"] <= 1.0:
         raise UserError(f"trimap thresholds need 0 <= low < high <= 1, got low {options['trimap_low']} and high "
                         f"{options['trimap_high']}")
+
+
+def build_cascade(options: dict):
+    """MattingCascade(BGMv2, ViTMatte) with the trimap options checked."""
+    from bgmatting.models.cascade import MattingCascade
+
+    check_trimap_options(options)
     coarse = coarse_kind(options)
     return MattingCascade(coarse.build(part_options(coarse, options)),
                           VITMATTE.build(part_options(VITMATTE, options)), coarse.name, options["trimap_band"],
@@ -106,8 +113,24 @@ def run_cascade(model, src, bgr) -> dict:
     return dict(coarse, pha=pha)
 
 
+def cascade_parts(options: dict) -> dict:
+    """The cascade's two models for the static runtimes: ``bgmv2`` from ``--model-checkpoint``, ``vitmatte`` from
+    ``--model-vitmatte-checkpoint`` (see ``ModelKind.parts``)."""
+    coarse = coarse_kind(options)
+    return {"bgmv2": (coarse.name, part_options(coarse, options), None),
+            "vitmatte": (VITMATTE.name, part_options(VITMATTE, options), "vitmatte_checkpoint")}
+
+
+def assemble_cascade(parts: dict, options: dict):
+    """The parts (e.g. static runtimes called like the layers) with the trimap settings, as ``run_cascade`` reads a
+    :class:`~bgmatting.models.cascade.MattingCascade`."""
+    check_trimap_options(options)
+    return SimpleNamespace(**parts, coarse_model_type=coarse_kind(options).name, trimap_band=options["trimap_band"],
+                           trimap_low=options["trimap_low"], trimap_high=options["trimap_high"])
+
+
 CASCADE = register_kind(ModelKind(
     name="bgmv2+vitmatte", guide="bgr", options=CASCADE_OPTIONS, build=build_cascade, recognise=recognise_cascade,
     read=read_cascade, load=load_cascade, run=run_cascade, fixed=("backbone", "refine_kernel_size"),
     pad_multiple=4, accepts=("mattingrefine", "mattingbase"), flags=CASCADE_FLAGS,
-    checkpoint_options=("vitmatte_checkpoint",)))
+    checkpoint_options=("vitmatte_checkpoint",), parts=cascade_parts, assemble=assemble_cascade))

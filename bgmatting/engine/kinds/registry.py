@@ -50,13 +50,17 @@ class ModelKind:
         fixed: options read off the weights that cannot be changed by a flag (a different value is an error).
         baked: options an export bakes into its graph (a different requested value is an error).
         pad_multiple / pad_mode: sides are padded (``numpy.pad`` mode) to this multiple and cropped back.
-        export: the exported graph's signature, or None when the kind cannot be exported (the cascade).
+        export: the exported graph's signature, or None when the kind is not one graph (the cascade: see ``parts``).
         predicts_foreground: False for alpha-only models (their ``fgr`` is the photo).
         training_type: the training config's ``model.type`` of this kind, or None.
         accepts: other kinds whose weights this kind can load (MattingBase from a MattingRefine checkpoint).
         flags: ``{option: (type, choices or None, help)}`` for the options that have a ``--model-*`` flag.
         checkpoint_options: options holding the path of further weights (the cascade's ViTMatte checkpoint).
         training_options: ``model section of a training config -> options`` (default: the keys in ``options``).
+        parts: for a kind made of exportable models (the cascade): ``options -> {attribute: (kind name, that part's
+            options, the option naming its weights, or None for the main checkpoint)}``; the static runtimes export
+            and run each part on its own.
+        assemble: with ``parts``: ``({attribute: part model}, options) -> model`` that ``run`` accepts.
     """
 
     name: str
@@ -78,6 +82,8 @@ class ModelKind:
     flags: dict = field(default_factory=dict)
     checkpoint_options: tuple = ()
     training_options: Optional[Callable] = None
+    parts: Optional[Callable] = None
+    assemble: Optional[Callable] = None
 
     def options_from_training(self, model_cfg: dict) -> dict:
         """The kind's options from a training config's ``model`` section."""
