@@ -21,7 +21,7 @@ import torch.nn.functional as TF
 
 from bgmatting.engine import build
 from bgmatting.engine.trainer import compute_loss
-from bgmatting.models import MattingRefine
+from bgmatting.config import TRAIN_DEFAULTS
 from tests.bgmv2_reference import reference_model
 from tests.test_bgmv2_parity import convert_with_cli
 
@@ -101,7 +101,8 @@ def _dropout_off(torch_model, ours):
 @pytest.fixture(scope="module")
 def model_pair(tmp_path_factory):
     torch_model = reference_model("mattingrefine", "mobilenetv2", seed=4, refine_sample_pixels=SAMPLE_PIXELS).double()
-    ours = MattingRefine("mobilenetv2", refine_sample_pixels=SAMPLE_PIXELS)
+    ours = build.build_model({**TRAIN_DEFAULTS["model"], "type": "MattingRefine", "backbone": "mobilenetv2",
+                              "refine_sample_pixels": SAMPLE_PIXELS})  # as the trainer builds it
     ours.set_state_dict(convert_with_cli(torch_model, tmp_path_factory.mktemp("ckpt"), "mobilenetv2"))
     ours.to(dtype="float64")
     return torch_model, ours
@@ -141,11 +142,18 @@ def relative_difference(expected, got):
     return float(np.linalg.norm(got - expected) / max(np.linalg.norm(expected), 1e-30))
 
 
-@pytest.mark.parametrize("mode", ["sampling", "full"])
-def test_training_step_matches_official(model_pair, mode):
+@pytest.mark.parametrize("mode, crop", [("sampling", None), ("sampling", "unfold"), ("full", None)],
+                         ids=["sampling", "sampling-unfold", "full"])
+def test_training_step_matches_official(model_pair, mode, crop):
+    """crop None: the patch crop the trainer builds the model with; "unfold": the official default."""
     torch_model, ours = model_pair
-    expected_terms, got_terms, expected_grads, got_grads, expected_ref, got_ref = step_both(
-        torch_model, ours, mode, training_batch())
+    trainers = ours.refiner.patch_crop_method
+    ours.refiner.patch_crop_method = crop or trainers
+    try:
+        expected_terms, got_terms, expected_grads, got_grads, expected_ref, got_ref = step_both(
+            torch_model, ours, mode, training_batch())
+    finally:
+        ours.refiner.patch_crop_method = trainers
     np.testing.assert_array_equal(got_ref, expected_ref)  # the same patches refined
     if mode == "sampling":
         assert got_ref.sum() == 2 * SAMPLE_PIXELS // 16
