@@ -65,6 +65,22 @@ def test_crop_patch_takes_padded_windows(method):
     np.testing.assert_allclose(out[0], padded[1, :, 4:12, 8:16], atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["unfold", "roi_align", "gather"])
+def test_crop_patch_gradient_sums_over_overlapping_windows(method):
+    """The refiner's loss reaches the base network through crop_patch: the gradient of each input pixel is the
+    sum over every window that holds it (overlapping 8×8 windows at stride 2, as the refiner crops)."""
+    refiner = Refiner("sampling", 0, 0.1, patch_crop_method=method)
+    rng = np.random.default_rng(0)
+    image = paddle.to_tensor(rng.standard_normal((2, 3, 12, 16)).astype("float32"), stop_gradient=False)
+    idx = np.array([[0, 1, 1], [0, 1, 2], [0, 2, 1], [1, 0, 0], [1, 4, 6]])
+    weights = rng.standard_normal((len(idx), 3, 8, 8)).astype("float32")
+    (refiner.crop_patch(image, paddle.to_tensor(idx), 2, 3) * paddle.to_tensor(weights)).sum().backward()
+    expected = np.zeros((2, 3, 12 + 6, 16 + 6), "float32")
+    for weight, (b, row, col) in zip(weights, idx):
+        expected[b, :, 2 * row:2 * row + 8, 2 * col:2 * col + 8] += weight
+    np.testing.assert_allclose(image.grad.numpy(), expected[:, :, 3:-3, 3:-3], atol=1e-5)
+
+
 def test_input_checks_raise_clear_errors():
     model = MattingRefine("mobilenetv2")
     with pytest.raises(UserError, match="same shape"):

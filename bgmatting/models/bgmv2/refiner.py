@@ -339,13 +339,17 @@ class Refiner(nn.Layer):
         Input: x (B, C, H, W); idx (P, 3) int64 rows of (batch, row, col) in patch units; size = patch stride
         and centre size; padding = context added on each side.
         Output: (P, C, size + 2·padding, size + 2·padding).
+
+        ``"unfold"`` crops through ``Tensor.unfold`` only where no gradient flows back: Paddle 3.3.1's backward of
+        ``unfold`` (overlapping windows, then ``gather_nd``) drops most of the gradient, so in training the same
+        windows are gathered (identical values; the gradient reaches ``x``, e.g. the base network's features).
         """
         if not paddle.in_dynamic_mode() and not gather_resize_enabled():  # wrong under oneDNN at fixed sizes
             return self._crop_unpadded(x, idx, size, padding)
         if padding:
             x = pad_sides(x, padding)
         out = size + 2 * padding
-        if self.patch_crop_method == "unfold" and paddle.in_dynamic_mode():  # unfold is dygraph-only
+        if self.patch_crop_method == "unfold" and paddle.in_dynamic_mode() and x.stop_gradient:  # dygraph-only
             grid = x.transpose([0, 2, 3, 1]).unfold(1, out, size).unfold(2, out, size)
             return paddle.gather_nd(grid, idx)
         if self.patch_crop_method == "roi_align":
