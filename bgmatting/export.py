@@ -83,6 +83,7 @@ def export_model(model, signature, model_type: str, save_dir, options: dict = No
     shapes = input_shapes(signature, input_size)
     model.eval()
     traced = fold_batch_norms(model)
+    widened = pad_conv_channels(traced) if onnx else None  # copied before a trace leaves graph values in the layers
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=save_dir))
@@ -90,7 +91,7 @@ def export_model(model, signature, model_type: str, save_dir, options: dict = No
         _save_static(traced, shapes, signature.inputs, staging, gather=True)
         files = [f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdiparams"]
         if onnx:  # onnxruntime has a fast native bilinear Resize: convert a trace with F.interpolate
-            _save_static(pad_conv_channels(traced), shapes, signature.inputs, staging / "onnx", gather=False)
+            _save_static(widened, shapes, signature.inputs, staging / "onnx", gather=False)
             _write_onnx(staging / "onnx", staging / ONNX_NAME)
             files.append(ONNX_NAME)
         metadata = dict(format=FORMAT_VERSION, model_type=model_type, options=dict(options or {}),
