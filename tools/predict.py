@@ -54,7 +54,7 @@ from bgmatting.errors import UserError, cli_main  # noqa: E402
 from bgmatting.cli_help import HelpFormatter  # noqa: E402
 from bgmatting.pipeline.extras import check_guide_outputs, with_guide_outputs  # noqa: E402
 from bgmatting.pipeline.output_dir import OutputFolder  # noqa: E402
-from bgmatting.data.video import DEFAULT_CRF, VIDEO_FORMATS  # noqa: E402
+from bgmatting.data.video import DEFAULT_CRF, DEFAULT_PRESET, ENCODER_PRESETS, VIDEO_FORMATS  # noqa: E402
 from bgmatting.pipeline.outputs import (DEFAULT_VIDEO_BGR, FORMAT_ALIASES, OUTPUT_FORMATS, PLATE_FILE,  # noqa: E402
                                         OutputSink, TargetBackground, needs_background)
 from bgmatting.pipeline.pairing import (PlateInput, check_pairing, check_sizes, estimate_source_plate,  # noqa: E402
@@ -105,6 +105,9 @@ def build_parser():
                          "source's timestamps, colour tags and audio. Default: mp4 for a video --src, png otherwise")
     io.add_argument("--crf", type=int, default=DEFAULT_CRF,
                     help=f"quality of mp4/mp4-hevc/webm-alpha, 0 (lossless) to 51; default {DEFAULT_CRF}")
+    io.add_argument("--preset", choices=ENCODER_PRESETS, default=DEFAULT_PRESET,
+                    help="speed preset of mp4/mp4-hevc (x264/x265): faster presets leave the CPU to the model, "
+                         "slower ones make smaller files at the same --crf")
     io.add_argument("--pha-depth", type=int, default=8, choices=[8, 16],
                     help="16: 'pha' as 16-bit PNGs (with --output-format png)")
     io.add_argument("--target-bgr",
@@ -260,7 +263,8 @@ def predict(args, ranks):
     predictor = Predictor.from_args(args, settings=settings, backend=backend, cpu_threads=args.cpu_threads)
     predictor = with_guide_outputs(predictor, args.output_types, args.clamp_known)  # + trimap/bgr, --clamp-known
     output_format = args.output_format if ranks.main else part_format(args.output_format)
-    sink = OutputSink(args.output_types, output_format, src.fps, target, crf=args.crf, pha_depth=args.pha_depth,
+    sink = OutputSink(args.output_types, output_format, src.fps, target, crf=args.crf, preset=args.preset,
+                      pha_depth=args.pha_depth,
                       timing=src if src.kind == "video" else None)  # timestamps, colour tags and audio of --src
     tally = Tally()
     pairs = tally.count(ranks.select(frame_pairs(src, guide.source, guide.flag), len(src)))

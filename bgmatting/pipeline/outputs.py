@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from bgmatting.data.io import atomic_path, write_image
-from bgmatting.data.video import ALPHA_FORMATS, DEFAULT_CRF, VIDEO_FORMATS, VideoEncoder, open_source
+from bgmatting.data.video import ALPHA_FORMATS, DEFAULT_CRF, DEFAULT_PRESET, VIDEO_FORMATS, VideoEncoder, open_source
 from bgmatting.errors import UserError
 from bgmatting.pipeline.render import OUTPUT_TYPES, render
 
@@ -84,14 +84,15 @@ class OutputSink:
         (or ``video`` = ``mp4``); fps: frame rate of video output without ``timing``; target: a
         :class:`TargetBackground` for ``com``, or None for the RGBA cut-out (image and alpha video formats).
         timing: the video source (:class:`bgmatting.data.video.VideoSource`) whose timestamps, colour tags and audio
-        the videos keep. crf: video quality (0 = lossless). pha_depth: 8, or 16 for 16-bit PNG ``pha``.
+        the videos keep. crf: video quality (0 = lossless). preset: H.264/HEVC speed preset. pha_depth: 8, or 16 for
+        16-bit PNG ``pha``.
     Attributes:
         names: the frames written so far, in order; written: how many. videos: output type → its
         :class:`~bgmatting.data.video.VideoEncoder`.
     """
 
     def __init__(self, types, output_format: str, fps=None, target: TargetBackground = None, timing=None,
-                 crf: int = DEFAULT_CRF, pha_depth: int = 8):
+                 crf: int = DEFAULT_CRF, pha_depth: int = 8, preset: str = DEFAULT_PRESET):
         output_format = FORMAT_ALIASES.get(output_format, output_format)
         if output_format not in OUTPUT_FORMATS:
             raise UserError(f"unknown output format {output_format}; choose from {', '.join(OUTPUT_FORMATS)}")
@@ -100,7 +101,7 @@ class OutputSink:
         if pha_depth == 16 and output_format != "png":
             raise UserError(f"--pha-depth 16 writes 16-bit PNGs: use it with --output-format png, not {output_format}")
         self.types, self.format, self.fps, self.target = tuple(types), output_format, fps, target
-        self.timing, self.crf, self.pha_depth = timing, crf, pha_depth
+        self.timing, self.crf, self.pha_depth, self.preset = timing, crf, pha_depth, preset
         self.root, self.videos, self.names = None, {}, []
 
     @property
@@ -131,7 +132,7 @@ class OutputSink:
                 if kind not in self.videos:
                     self.videos[kind] = VideoEncoder(self.root / f"{kind}{VIDEO_FORMATS[self.format]}", self.format,
                                                      image.shape[:2], timing=self.timing, fps=self.fps or 25.0,
-                                                     crf=self.crf)
+                                                     crf=self.crf, preset=self.preset)
                 timestamps = getattr(self.timing, "timestamps", None) or {}
                 self.videos[kind].write(image, timestamps.get(name))
             elif image.dtype == np.uint16:

@@ -240,22 +240,31 @@ class Refiner(nn.Layer):
         the resized image; output = A_rows · window · A_colsᵀ.
         """
         size = stride + 2 * padding
+        kronecker = not gather_resize_enabled()  # ONNX trace (and dygraph): weights as (P, k, O), see below
         windows = []
         for axis in (2, 3):
             coords = idx[:, axis - 1:axis] * stride + (paddle.arange(size, dtype="int64") - padding)  # (P, O)
-            windows.append(self._axis_weights(coords, x, axis, out_size[axis - 2], size, stride))
+            windows.append(self._axis_weights(coords, x, axis, out_size[axis - 2], size, stride, kronecker))
         (top, rows, k), (left, cols, _) = windows
         c = x.shape[1]
         crop = self._gather_windows(x, idx[:, 0], top, left, k)  # (P, C, k, k)
-        # plain 3-D batched matmuls (broadcast batch dims come out wrong under oneDNN in Paddle Inference 3.3.1)
+        if kronecker:  # one matmul per patch with rows ⊗ cols, no transposes of the resized windows (they were
+            # ~15 % of a 4K onnxruntime run)
+            kron = rows.reshape([-1, k, 1, size, 1]) * cols.reshape([-1, 1, k, 1, size])
+            # (P, k, k, O, O): the weight of window pixel (r, j) in output pixel (o1, o2)
+            z = paddle.matmul(crop.reshape([-1, c, k * k]), kron.reshape([-1, k * k, size * size]))  # (P, C, O·O)
+            return z.reshape([-1, c, size, size])
+        # Paddle Inference: plain 3-D batched matmuls (broadcasts, as in the product above, come out wrong under
+        # oneDNN in Paddle Inference 3.3.1)
         z = paddle.matmul(crop.reshape([-1, c * k, k]), cols, transpose_y=True)  # (P, C·k, O): columns resized
         z = z.reshape([-1, c, k, size]).transpose([0, 2, 1, 3]).reshape([-1, k, c * size])
         z = paddle.matmul(rows, z)  # (P, O, C·O): rows resized
         return z.reshape([-1, size, c, size]).transpose([0, 2, 1, 3])
 
     @staticmethod
-    def _axis_weights(coords, x, axis: int, out, size: int, stride: int):
-        """(window start (P,), weights (P, O, k), k) for resizing ``axis`` of x to length ``out`` at ``coords``."""
+    def _axis_weights(coords, x, axis: int, out, size: int, stride: int, transposed: bool = False):
+        """(window start (P,), weights (P, O, k) — (P, k, O) if ``transposed`` —, k) for resizing ``axis`` of x to
+        length ``out`` at ``coords``."""
         length = _length(x, axis)
         if isinstance(length, int) and isinstance(out, int):
             k = _window_length(length, out, size, stride)
@@ -266,15 +275,16 @@ class Refiner(nn.Layer):
         last = _as_float(length) - 1
         source = paddle.clip((coords.astype("float32") + 0.5) * ratio - 0.5, min=0.0)
         low = source.astype("int64").astype("float32")  # floor (source ≥ 0); source - floor(source) is wrong there
-        fraction = (source - low).unsqueeze(2)
+        expand = 1 if transposed else 2  # the axis of the k window slots
+        fraction = (source - low).unsqueeze(expand)
         low = paddle.minimum(low, paddle.zeros_like(low) + last)
         high = paddle.minimum(low + 1, paddle.zeros_like(low) + last)
         start = paddle.maximum(paddle.minimum(low[:, :1], paddle.zeros_like(low[:, :1]) + (last + 1 - k)),
                                paddle.zeros_like(low[:, :1]))
-        slots = paddle.arange(k, dtype="float32").reshape([1, 1, k])
-        weights = ((low - start).unsqueeze(2) == slots).astype("float32") * (1 - fraction) \
-            + ((high - start).unsqueeze(2) == slots).astype("float32") * fraction
-        inside = ((coords >= 0) & (coords < out)).astype("float32").unsqueeze(2)
+        slots = paddle.arange(k, dtype="float32").reshape([1, k, 1] if transposed else [1, 1, k])
+        weights = ((low - start).unsqueeze(expand) == slots).astype("float32") * (1 - fraction) \
+            + ((high - start).unsqueeze(expand) == slots).astype("float32") * fraction
+        inside = ((coords >= 0) & (coords < out)).astype("float32").unsqueeze(expand)
         start = start.astype("int64")
         return start[:, 0], weights * inside, k
 
@@ -294,7 +304,11 @@ class Refiner(nn.Layer):
         pixels = (corner + pattern).flatten()  # 2-D broadcast (see _gather_windows)
         current = paddle.gather(flat, pixels).reshape([-1, c, s, s])
         delta = (y - current) * weight.reshape([-1, 1, 1, 1])
-        return paddle.scatter_nd_add(flat, pixels.unsqueeze(1), delta.flatten()).reshape([b, c, h, w])
+        if gather_resize_enabled():  # the Paddle Inference graph
+            return paddle.scatter_nd_add(flat, pixels.unsqueeze(1), delta.flatten()).reshape([b, c, h, w])
+        # the ONNX trace: paddle2onnx writes scatter_nd_add as a zero tensor of x's size + ScatterND + Add (three
+        # full-size passes, ~10 % of a 4K run); put_along_axis(reduce="add") is one ScatterElements on x itself
+        return paddle.put_along_axis(flat, pixels, delta.flatten(), axis=0, reduce="add").reshape([b, c, h, w])
 
     def _refine_full(self, src_bgr, pha, fgr, hid, half, full, quarter):
         x = resize_bilinear(paddle.concat([hid, pha, fgr], axis=1), half)
