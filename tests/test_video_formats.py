@@ -330,3 +330,12 @@ def test_encoder_without_a_source_writes_a_constant_rate(tmp_path):
 
 def test_every_video_output_name_may_be_replaced():
     assert {"com.mp4", "pha.mov", "fgr.webm"} <= OUTPUT_NAMES
+
+
+@pytest.mark.parametrize("preset, subme", [(None, b"subme=0"), ("veryfast", b"subme=2"), ("medium", b"subme=7")])
+def test_h264_speed_preset_reaches_the_encoder(checkpoint, clip, tmp_path, preset, subme):
+    # x264 writes its settings into the stream (an SEI message): each preset has its own sub-pixel search level
+    out = tmp_path / "out"
+    run_predict(checkpoint, clip, out, "--output-types", "pha", *(["--preset", preset] if preset else []))
+    data = (out / "pha.mp4").read_bytes()
+    assert subme in data and data.count(b"subme=") == 1  # None: the default, ultrafast

@@ -535,11 +535,12 @@ VIDEO_FORMATS = {
 #: the formats whose ``com`` can carry transparency (an RGBA cut-out)
 ALPHA_FORMATS = ("mov-prores4444", "webm-alpha")
 DEFAULT_CRF = 18
-# x264/x265 speed presets, fastest first. The default is veryfast, not x264's own medium: at 1080p medium encodes one
-# stream at ~20 fps on this 2-core machine, so three outputs (com, pha, fgr) took the cores from the model;
-# veryfast is several times faster for a somewhat larger file at the same --crf (quality is set by the crf).
+# x264/x265 speed presets, fastest first. The default is ultrafast, not x264's own medium: the encoders share the CPU
+# with the model, and at 1080p medium took 0.30 CPU-seconds per frame and stream, veryfast 0.09, ultrafast 0.02
+# (files about twice veryfast's at the same --crf, which sets the quality); with com, pha and fgr the slower presets
+# took a core from the model. --preset veryfast or slower for smaller files.
 ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-DEFAULT_PRESET = "veryfast"
+DEFAULT_PRESET = "ultrafast"
 _CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".webm": "webm"}
 
 
