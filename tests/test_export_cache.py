@@ -60,19 +60,20 @@ def test_second_run_reuses_the_export_and_changed_options_export_again(cache, ch
     (entry,) = entries(cache)
     assert {"model.json", "model.pdiparams", "model.onnx", "export.json", "cache.json"} <= \
         {p.name for p in entry.iterdir()}
-    assert json.loads((entry / "export.json").read_text())["inputs"][0]["shape"] == [None, 3, None, None]  # dynamic
+    assert json.loads((entry / "export.json").read_text())["inputs"][0]["shape"] == [None, 3, 72, 104]  # padded size
     stamps = {p.name: p.stat().st_mtime_ns for p in entry.iterdir()}
 
     second = Predictor(**OPTIONS, checkpoint=str(checkpoint), backend="onnx", cpu_threads=1)
     assert_same(second(src, bgr), expected)
-    assert_same(second(*photo(48, 64, seed=1)), Predictor(**OPTIONS, checkpoint=str(checkpoint))(*photo(48, 64, 1)))
-    assert export_cache.stats == {"built": 1, "reused": 1, "rebuilt": 0}  # dynamic: one export for both sizes
+    assert export_cache.stats == {"built": 1, "reused": 1, "rebuilt": 0}
     assert entries(cache) == [entry] and {p.name: p.stat().st_mtime_ns for p in entry.iterdir()} == stamps
+    assert_same(second(*photo(48, 64, seed=1)), Predictor(**OPTIONS, checkpoint=str(checkpoint))(*photo(48, 64, 1)))
+    assert export_cache.stats["built"] == 2 and len(entries(cache)) == 2  # another size: a fixed export of its own
 
     Predictor(**{**OPTIONS, "refine_sample_pixels": 800}, checkpoint=str(checkpoint), backend="onnx")(src, bgr)
-    assert export_cache.stats["built"] == 2 and len(entries(cache)) == 2  # another option: another export
+    assert export_cache.stats["built"] == 3 and len(entries(cache)) == 3  # another option: another export
     Predictor(**OPTIONS, checkpoint=str(checkpoint), backend="inference")(src, bgr)
-    assert export_cache.stats["built"] == 3 and len(entries(cache)) == 3  # another runtime: another export
+    assert export_cache.stats["built"] == 4 and len(entries(cache)) == 4  # another runtime: another export
     err = capsys.readouterr().err
     assert err.count(f"bgmatting: export cache {cache}") == 1  # the location, once per process
 
@@ -112,9 +113,10 @@ def test_a_corrupt_entry_is_rebuilt_not_used(cache, checkpoint, damage):
     assert_same(got, expected)
 
 
-def test_inference_exports_per_fixed_size_then_one_dynamic(cache, checkpoint, monkeypatch):
+@pytest.mark.parametrize("runtime", ["inference", "onnx"])
+def test_runtimes_export_per_fixed_size_then_one_dynamic(cache, checkpoint, monkeypatch, runtime):
     monkeypatch.setattr(backends, "MAX_FIXED_SIZES", 1)
-    predictor = Predictor(**OPTIONS, checkpoint=str(checkpoint), backend="inference", cpu_threads=1)
+    predictor = Predictor(**OPTIONS, checkpoint=str(checkpoint), backend=runtime, cpu_threads=1)
     reference = Predictor(**OPTIONS, checkpoint=str(checkpoint))
     for size in ((64, 96), (48, 64), (64, 96), (40, 52)):
         images = photo(*size)
