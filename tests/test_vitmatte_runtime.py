@@ -12,17 +12,10 @@ from bgmatting.engine.kinds import get_kind
 from bgmatting.engine.predictor import Predictor, default_backend
 from bgmatting.pipeline.extras import with_guide_outputs
 from tests.test_cascade import base_checkpoint, pairs  # noqa: F401  (fixtures)
+from tests.test_export_cache import cache  # noqa: F401  (fixture: a fresh export cache)
 from tests.test_vitmatte_predict import checkpoint, photo_and_trimap  # noqa: F401  (fixture)
 
 TOLERANCE = 1e-4
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    root = tmp_path / "cache"
-    monkeypatch.setenv(export_cache.ENVIRONMENT_VARIABLE, str(root))
-    monkeypatch.setattr(export_cache, "stats", {"built": 0, "reused": 0, "rebuilt": 0})
-    return root
 
 
 def export_shapes(root):
