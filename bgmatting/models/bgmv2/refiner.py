@@ -241,11 +241,14 @@ class Refiner(nn.Layer):
         """
         size = stride + 2 * padding
         kronecker = not gather_resize_enabled()  # ONNX trace (and dygraph): weights as (P, k, O), see below
+        # one window size for both axes (square windows): the larger of the two (they differ on thin images)
+        k = max(self._window_size(x, 2, out_size[0], size, stride),
+                self._window_size(x, 3, out_size[1], size, stride))
         windows = []
         for axis in (2, 3):
             coords = idx[:, axis - 1:axis] * stride + (paddle.arange(size, dtype="int64") - padding)  # (P, O)
-            windows.append(self._axis_weights(coords, x, axis, out_size[axis - 2], size, stride, kronecker))
-        (top, rows, k), (left, cols, _) = windows
+            windows.append(self._axis_weights(coords, x, axis, out_size[axis - 2], k, kronecker))
+        (top, rows), (left, cols) = windows
         c = x.shape[1]
         crop = self._gather_windows(x, idx[:, 0], top, left, k)  # (P, C, k, k)
         if kronecker:  # one matmul per patch with rows ⊗ cols, no transposes of the resized windows (they were
@@ -262,14 +265,18 @@ class Refiner(nn.Layer):
         return z.reshape([-1, size, c, size]).transpose([0, 2, 1, 3])
 
     @staticmethod
-    def _axis_weights(coords, x, axis: int, out, size: int, stride: int, transposed: bool = False):
-        """(window start (P,), weights (P, O, k) — (P, k, O) if ``transposed`` —, k) for resizing ``axis`` of x to
-        length ``out`` at ``coords``."""
+    def _window_size(x, axis: int, out, size: int, stride: int) -> int:
+        """The window k that ``size`` resized coordinates along ``axis`` of x (resized to ``out``) need."""
         length = _length(x, axis)
         if isinstance(length, int) and isinstance(out, int):
-            k = _window_length(length, out, size, stride)
-        else:  # dynamic sizes: the refiner only up-samples (in ≤ out), where O + 2 always covers the window
-            k = size + 2
+            return _window_length(length, out, size, stride)
+        return size + 2  # dynamic sizes: the refiner only up-samples (in ≤ out), where O + 2 always covers it
+
+    @staticmethod
+    def _axis_weights(coords, x, axis: int, out, k: int, transposed: bool = False):
+        """(window start (P,), weights (P, O, k) — (P, k, O) if ``transposed`` —) for resizing ``axis`` of x to
+        length ``out`` at ``coords`` (P, O) from windows of k pixels (slots past the axis's end get weight 0)."""
+        length = _length(x, axis)
         # float32 throughout (exact for coordinates): int64 clip/min/max are wrong under oneDNN (Paddle 3.3.1)
         ratio = _as_float(length) / _as_float(out)
         last = _as_float(length) - 1
@@ -286,7 +293,7 @@ class Refiner(nn.Layer):
             + ((high - start).unsqueeze(expand) == slots).astype("float32") * fraction
         inside = ((coords >= 0) & (coords < out)).astype("float32").unsqueeze(expand)
         start = start.astype("int64")
-        return start[:, 0], weights * inside, k
+        return start[:, 0], weights * inside
 
     def add_patch_delta(self, x, y, idx, weight):
         """Write 4×4 patches back as ``x + scatter_add(weight · (y − x's patch))``: no padded copy of x, and the
