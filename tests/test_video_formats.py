@@ -339,3 +339,11 @@ def test_h264_speed_preset_reaches_the_encoder(checkpoint, clip, tmp_path, prese
     run_predict(checkpoint, clip, out, "--output-types", "pha", *(["--preset", preset] if preset else []))
     data = (out / "pha.mp4").read_bytes()
     assert subme in data and data.count(b"subme=") == 1  # None: the default, ultrafast
+
+
+def test_preset_without_an_h264_or_hevc_output_is_refused(checkpoint, clip, tmp_path, capsys):
+    line = predict_error_line(capsys, ["--model-checkpoint", str(checkpoint), "--src", str(clip / "clip.mp4"),
+                                       "--bgr", str(clip / "plate.png"), "--output-dir", str(tmp_path / "out"),
+                                       "--output-types", "pha", "--output-format", "png", "--preset", "medium"],
+                                tmp_path / "out")
+    assert "--preset medium" in line and "not png" in line

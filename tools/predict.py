@@ -105,9 +105,9 @@ def build_parser():
                          "source's timestamps, colour tags and audio. Default: mp4 for a video --src, png otherwise")
     io.add_argument("--crf", type=int, default=DEFAULT_CRF,
                     help=f"quality of mp4/mp4-hevc/webm-alpha, 0 (lossless) to 51; default {DEFAULT_CRF}")
-    io.add_argument("--preset", choices=ENCODER_PRESETS, default=DEFAULT_PRESET,
-                    help="speed preset of mp4/mp4-hevc (x264/x265): faster presets leave the CPU to the model, "
-                         "slower ones make smaller files at the same --crf")
+    io.add_argument("--preset", choices=ENCODER_PRESETS,
+                    help=f"speed preset of mp4/mp4-hevc (x264/x265; default {DEFAULT_PRESET}): faster presets leave "
+                         "the CPU to the model, slower ones make smaller files at the same --crf")
     io.add_argument("--pha-depth", type=int, default=8, choices=[8, 16],
                     help="16: 'pha' as 16-bit PNGs (with --output-format png)")
     io.add_argument("--target-bgr",
@@ -168,6 +168,9 @@ def resolve_output_format(args, src):
         raise UserError(f"--crf must be 0 (lossless) to 51, got {args.crf}")
     if args.pha_depth == 16 and output_format != "png":
         raise UserError(f"--pha-depth 16 writes 16-bit PNGs: add --output-format png (not {output_format})")
+    if args.preset is not None and output_format not in ("mp4", "mp4-hevc"):
+        raise UserError(f"--preset {args.preset} sets the H.264/HEVC encoder: it needs --output-format mp4 or "
+                        f"mp4-hevc (not {output_format})")
     return output_format
 
 
@@ -263,7 +266,7 @@ def predict(args, ranks):
     predictor = Predictor.from_args(args, settings=settings, backend=backend, cpu_threads=args.cpu_threads)
     predictor = with_guide_outputs(predictor, args.output_types, args.clamp_known)  # + trimap/bgr, --clamp-known
     output_format = args.output_format if ranks.main else part_format(args.output_format)
-    sink = OutputSink(args.output_types, output_format, src.fps, target, crf=args.crf, preset=args.preset,
+    sink = OutputSink(args.output_types, output_format, src.fps, target, crf=args.crf, preset=args.preset or DEFAULT_PRESET,
                       pha_depth=args.pha_depth,
                       timing=src if src.kind == "video" else None)  # timestamps, colour tags and audio of --src
     tally = Tally()
