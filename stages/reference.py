@@ -6,15 +6,17 @@ Example:
     ./run.sh reference                      # writes output/reference/ (re-running resumes where it stopped)
     ./run.sh reference --smoke --out /tmp/r # a few iterations at tiny sizes (the CI test)
     ./run.sh reference --study              # then the study of what limits learning (needs the reference's stage 1)
-    ./run.sh reference --study --variants laplacian,lr_x4   # only these study variants
+    ./run.sh reference --study --variants laplacian,stage1_no_jitter   # only these study variants
 
 The recipe (configs/bgmv2/reference_base.yaml, reference_refine.yaml): the official stage-1/stage-2 configs'
-learning rates, losses, augmentation and plate imperfections (shadow, noise, colour jitter, misalignment), with
-MobileNetV2 and the scene at one scale throughout: stage 2 trains on 256–384 px crops of 384-px samples and runs
-the base at backbone_scale 0.25 (64–96 px), so stage 1 trains the base on 64–96 px crops of the same scenes at
-96 px, and evaluation is at 320 px. Data: bgmatting.data.synthetic (hair strands, fur, translucent fabric, motion
-blur, colour spill, shared colours, natural-image-like backgrounds); the held-out split comes from another
-generator seed and is never seen in training.
+losses, augmentation and plate imperfections (shadow, noise, colour jitter, misalignment) and stage-2 learning
+rates, with MobileNetV2 and the scene at one scale throughout: stage 2 trains on 256–384 px crops of 384-px samples
+and runs the base at backbone_scale 0.25 (64–96 px), so stage 1 trains the base on 64–96 px crops of the same
+scenes at 96 px, and evaluation is at 320 px. One deliberate change: stage 1's learning rates are 10× the official
+ones, which assume a pretrained backbone (none can be fetched here). Data: bgmatting.data.synthetic (hair strands,
+fur, translucent fabric, motion blur, colour spill, shared colours, natural-image-like backgrounds); the held-out
+split comes from another generator seed and is never seen in training. Training is data parallel over
+``--processes`` CPU processes (default 2: eager Paddle uses one core per process).
 
 Outputs in --out: data/, stage1/ and stage2/ (training runs; best_model/ and iter_N/ are self-describing model
 folders with model.yaml), models/{stage1_base,stage2_refine}/ (copies of the best models), results.json and
@@ -22,14 +24,17 @@ results.md (held-out SAD/MSE/Grad/Conn, DIM convention over the unknown band of 
 plate condition, with the ratios to difference matting), reference.png (labelled pictures), loss_curves.png,
 timings.json; with --study: study/<variant>/ runs and study.md/study.json.
 
-The study (--study; about an hour on two busy cores): stage 2 from the reference's stage-1 model for 100 iterations
-with one change each — crops 128–192 px, 50 instead of 200 training images, every learning rate ×4 or ×0.25, the
-Laplacian loss on — scored against the reference's own checkpoint at 100 iterations (the same run, unchanged), and
-the reference's stage 2 continued to twice its iterations (the iterations row, with its checkpoints).
+The study (--study; about 1.5 hours on two cores): one change per variant, scored against the reference's own
+checkpoint after as many iterations (the same run, unchanged). Stage 1 from scratch for 800 iterations: the
+official learning rates, every rate ×0.5 or ×2, no colour jitter on the plate. Stage 2 from the reference's
+stage-1 model for 100 iterations: crops 128–192 px, 50 instead of 200 training images, every learning rate ×4 or
+×0.25, the Laplacian loss on; and the reference's stage 2 continued to twice its iterations (the iterations rows,
+with the reference's checkpoints).
 """
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import time
@@ -49,6 +54,9 @@ from bgmatting.errors import UserError, cli_main  # noqa: E402
 
 HELD_OUT_SEED = 2_000_003  # the held-out split never shares a generator with the training data (seed 0)
 CONFIGS = {"stage1": "configs/bgmv2/reference_base.yaml", "stage2": "configs/bgmv2/reference_refine.yaml"}
+#: the paper's configs the reference scales down (its _base_)
+OFFICIAL_CONFIGS = {"stage1": "configs/bgmv2/base_resnet50_videomatte240k.yaml",
+                    "stage2": "configs/bgmv2/refine_resnet50_videomatte240k.yaml"}
 
 #: the run at full scale and the smoke version (a few iterations, tiny sizes) the CI test runs
 SCALES = {
@@ -62,15 +70,22 @@ SCALES = {
                    "train.val_interval=1", "train.save_interval=1", "train.image_interval=1"]}),
 }
 
-#: the study: stage 2 from the reference's stage-1 model for STUDY_ITERS iterations, one thing changed per variant
-STUDY_ITERS = {"full": 100, "smoke": 1}
+#: the study: one thing changed per variant, trained for STUDY_ITERS[stage] iterations — stage 1 variants from
+#: scratch, stage 2 variants from the reference's stage-1 model — and scored against the reference's own checkpoint
+#: after as many iterations. variant → (stage, config overrides or None when derived, what it changes)
+STUDY_ITERS = {"stage1": {"full": 800, "smoke": 1}, "stage2": {"full": 100, "smoke": 1}}
 STUDY_VARIANTS = {
-    "crop_128_192": (["data.crop.min=128", "data.crop.max=193"], "crops 128–192 px instead of 256–384 (same scale)"),
-    "images_50": ([], "50 training foregrounds and backgrounds instead of 200"),
-    "lr_x4": (None, "every per-module learning rate ×4"),
-    "lr_x0.25": (None, "every per-module learning rate ×0.25"),
-    "laplacian": (["loss.pha_laplacian=1.0"], "Laplacian pyramid loss on alpha (weight 1)"),
-    "continued": (None, "the reference's stage 2 continued to twice its iterations"),
+    "stage1_lr_official": ("stage1", None, "the official stage-1 learning rates (for a pretrained backbone)"),
+    "stage1_lr_x0.5": ("stage1", None, "every stage-1 learning rate ×0.5"),
+    "stage1_lr_x2": ("stage1", None, "every stage-1 learning rate ×2"),
+    "stage1_no_jitter": ("stage1", ["augment.plate.jitter.prob=0"], "no colour jitter on the plate"),
+    "crop_128_192": ("stage2", ["data.crop.min=128", "data.crop.max=193"],
+                     "crops 128–192 px instead of 256–384 (same scale)"),
+    "images_50": ("stage2", [], "50 training foregrounds and backgrounds instead of 200"),
+    "lr_x4": ("stage2", None, "every per-module learning rate ×4"),
+    "lr_x0.25": ("stage2", None, "every per-module learning rate ×0.25"),
+    "laplacian": ("stage2", ["loss.pha_laplacian=1.0"], "Laplacian pyramid loss on alpha (weight 1)"),
+    "continued": ("stage2", None, "the reference's stage 2 continued to twice its iterations"),
 }
 STUDY_SMALL_N = {"full": 50, "smoke": 2}
 
@@ -102,9 +117,12 @@ def data_opts(data: Path, videomatte="videomatte", backgrounds="backgrounds") ->
 
 # --------------------------------------------------------------------------------------------------- training
 
-def train_stage(stage: str, data: Path, save_dir: Path, overrides=(), init_from=None, resume=None) -> dict:
+def train_stage(stage: str, data: Path, save_dir: Path, overrides=(), init_from=None, resume=None,
+                processes: int = 1) -> dict:
     """Train (or resume, or reuse when finished) one stage in ``save_dir``; returns the trainer's result + cfg.
-    ``resume``: a checkpoint to continue whatever its config (used only while ``save_dir`` has no ``latest``)."""
+    ``resume``: a checkpoint to continue whatever its config (used only while ``save_dir`` has no ``latest``).
+    ``processes`` > 1: data parallel over that many CPU processes (``paddle.distributed.launch`` of
+    ``tools/train.py`` with the same config and overrides, so the same run resumes either way)."""
     from bgmatting.engine.vitmatte_trainer import load_training_config
 
     opts = data_opts(data) + list(overrides)
@@ -112,11 +130,59 @@ def train_stage(stage: str, data: Path, save_dir: Path, overrides=(), init_from=
         opts.append(f"model.init_from={init_from}")
     trainer_class, cfg = load_training_config(ROOT / CONFIGS[stage], opts)
     print(f"{stage}: {cfg['model']['type']} ({cfg['model']['backbone']}) for {cfg['train']['iters']} iterations "
-          f"→ {save_dir}", flush=True)
+          f"on {processes} process(es) → {save_dir}", flush=True)
     if resume is not None and (save_dir / "latest").exists():
         resume = None  # continue this run's own checkpoint
-    result = trainer_class(cfg, save_dir, resume=resume, source=ROOT / CONFIGS[stage]).train()
+    if processes > 1:
+        result = launch_training(ROOT / CONFIGS[stage], opts, cfg, save_dir, resume, processes)
+    else:
+        result = trainer_class(cfg, save_dir, resume=resume, source=ROOT / CONFIGS[stage]).train()
     return {"cfg": cfg, "best": save_dir / "best_model", **result}
+
+
+def launch_training(config: Path, opts: list, cfg: dict, save_dir: Path, resume, processes: int) -> dict:
+    """``tools/train.py --config config --opts opts`` (resolving to ``cfg``) under ``paddle.distributed.launch`` on
+    ``processes`` CPU processes, one math thread each (the launcher's logs in ``save_dir/launch``), unless the run
+    there has finished; returns the result as :meth:`Trainer.train` does, read from the run's checkpoints.
+
+    Raises:
+        UserError: a process failed (its log's last line named).
+    """
+    import subprocess
+
+    save_dir.mkdir(parents=True, exist_ok=True)
+    finished = finished_run(save_dir, cfg)
+    if finished is not None:
+        return finished
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes),
+               "--log_dir", str(save_dir / "launch"), str(ROOT / "tools" / "train.py"), "--config", str(config),
+               "--save-dir", str(save_dir), *(["--resume", str(resume)] if resume is not None else []),
+               "--opts", *opts]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    done = subprocess.run(command, env=env, cwd=ROOT)
+    if done.returncode != 0:
+        logs = sorted((save_dir / "launch").glob("workerlog.*"))
+        last = [line for log in logs for line in log.read_text(errors="replace").splitlines()
+                if line.startswith("error:") or "Error" in line][-1:]
+        raise UserError(f"training in {save_dir} failed on {processes} processes (exit {done.returncode})"
+                        + (f": {last[0]}" if last else f"; see {save_dir / 'launch'}"))
+    return finished_run(save_dir, cfg)
+
+
+def finished_run(save_dir: Path, cfg: dict):
+    """The result (as :meth:`Trainer.train` returns it) of the run in ``save_dir`` when it has reached
+    ``train.iters`` with ``cfg``, else None."""
+    from bgmatting.engine.checkpoint import find_checkpoint, read_state
+    from bgmatting.engine.model_card import config_hash
+
+    latest = find_checkpoint(save_dir / "latest")
+    if latest is None or not (save_dir / "best_model").is_dir():
+        return None
+    state, best = read_state(latest), read_state(save_dir / "best_model")
+    if state.get("config_hash") != config_hash(cfg) or state.get("iteration", 0) < cfg["train"]["iters"]:
+        return None
+    return {"iteration": state["iteration"], "best_sad": best["metrics"]["sad"], "best_mse": best["metrics"]["mse"],
+            "save_dir": str(save_dir)}
 
 
 class Timings:
@@ -302,103 +368,137 @@ def copy_model(folder: Path, target: Path):
 # ------------------------------------------------------------------------------------------------------ study
 
 def study_overrides(name: str, base_cfg: dict, data: Path, small_n: int) -> list:
-    opts, _ = STUDY_VARIANTS[name]
+    """The config overrides of study variant ``name`` (``base_cfg``: the reference's config of that stage)."""
+    _, opts, _ = STUDY_VARIANTS[name]
     if name == "images_50":
         return data_opts(data, f"videomatte_{small_n}", f"backgrounds_{small_n}")
-    if name.startswith("lr_x"):
-        factor = float(name[len("lr_x"):])
-        return [f"train.lr.{module}={rate * factor:g}" for module, rate in base_cfg["train"]["lr"].items()]
+    rates = base_cfg["train"]["lr"]
+    if name == "stage1_lr_official":
+        from bgmatting.engine.vitmatte_trainer import load_training_config
+
+        official = load_training_config(ROOT / OFFICIAL_CONFIGS["stage1"], [])[1]["train"]["lr"]
+        return [f"train.lr.{module}={rate:g}" for module, rate in official.items()]
+    if "lr_x" in name:
+        factor = float(name[name.index("lr_x") + len("lr_x"):])
+        return [f"train.lr.{module}={rate * factor:g}" for module, rate in rates.items()]
     return list(opts)
 
 
-def run_study(out: Path, data: Path, scale_name: str, scale: dict, stage1_best: Path, variants, timings: Timings):
-    """Train each variant (stage 2 from the reference's stage-1 model, STUDY_ITERS iterations, one change) and score
-    it on the held-out split; the reference's own stage-2 checkpoints give the iterations row."""
+def stage_overrides(scale: dict, stage: str, iters: int) -> list:
+    """The scale's overrides of ``stage`` with ``iters`` iterations, one checkpoint at the end, 3 validations."""
+    own = [o for o in scale["overrides"].get(stage, [])
+           if not o.startswith(("train.iters", "train.save_interval", "train.val_interval"))]
+    return own + [f"train.iters={iters}", f"train.save_interval={iters}", f"train.val_interval={max(1, iters // 3)}"]
+
+
+def study_method(stage: str, folder: Path, backbone_scale: float):
+    """A study model scored as the reference's: stage 1 at the base's scale in stage 2, stage 2 as it is."""
+    return AtScale(predictor(folder), backbone_scale) if stage == "stage1" else predictor(folder)
+
+
+def run_study(out: Path, data: Path, scale_name: str, scale: dict, stage1_best: Path, variants, timings: Timings,
+              processes: int = 1):
+    """Train each variant (one change, STUDY_ITERS[stage] iterations; stage 2 from the reference's stage-1 model) and
+    score it on the held-out split; the reference's own checkpoints give the iterations rows."""
     from bgmatting.engine.vitmatte_trainer import load_training_config
 
-    iters = STUDY_ITERS[scale_name]
-    common = [f"train.iters={iters}", f"train.save_interval={iters}", f"train.val_interval={max(1, iters // 3)}"]
-    smoke = scale["overrides"].get("stage2", [])
-    common = [o for o in smoke if not o.startswith(("train.iters", "train.save_interval", "train.val_interval"))] \
-        + common
-    _, base_cfg = load_training_config(ROOT / CONFIGS["stage2"], data_opts(data) + smoke)
+    configs = {stage: load_training_config(ROOT / CONFIGS[stage], data_opts(data) + scale["overrides"].get(stage, []))[1]
+               for stage in CONFIGS}
+    backbone_scale = configs["stage2"]["model"]["backbone_scale"]
     benches = benchmarks(data, scale["eval_resolution"], (PERFECT, IMPERFECT))
     for name in variants:
+        stage = STUDY_VARIANTS[name][0]
         folder = out / "study" / name
         result_path = folder / "heldout.json"
         if result_path.is_file():
             continue
+        init_from = stage1_best / "model.pdparams" if stage == "stage2" else None
         if name == "continued":  # scored with the reference's checkpoints (write_study), not as a variant
-            total = 2 * base_cfg["train"]["iters"]
+            total = 2 * configs["stage2"]["train"]["iters"]
             step = max(1, total // 8)
-            timings.timed("study continued training", train_stage, "stage2", data, folder, smoke + [
-                f"train.iters={total}", f"train.save_interval={step}", f"train.val_interval={step}"],
-                init_from=stage1_best / "model.pdparams", resume=out / "stage2" / "latest")
+            timings.timed("study continued training", train_stage, "stage2", data, folder,
+                          stage_overrides(scale, "stage2", total) + [f"train.save_interval={step}",
+                                                                     f"train.val_interval={step}"],
+                          init_from=init_from, resume=out / "stage2" / "latest", processes=processes)
             continue
-        overrides = common + study_overrides(name, base_cfg, data, STUDY_SMALL_N[scale_name])
+        iters = STUDY_ITERS[stage][scale_name]
+        overrides = stage_overrides(scale, stage, iters) + study_overrides(name, configs[stage], data,
+                                                                            STUDY_SMALL_N[scale_name])
         overrides = [o for o in overrides if not o.startswith("data.train.")] + \
             [o for o in overrides if o.startswith("data.train.")]  # the variant's data paths win
-        run = timings.timed(f"study {name} training", train_stage, "stage2", data, folder, overrides,
-                            init_from=stage1_best / "model.pdparams")
+        run = timings.timed(f"study {name} training", train_stage, stage, data, folder, overrides,
+                            init_from=init_from, processes=processes)
         means = timings.timed(f"study {name} evaluation", evaluate_methods, benches,
-                              {name: predictor(folder / f"iter_{iters}")})
-        result_path.write_text(json.dumps({"iters": iters, "overrides": overrides, "means": means,
+                              {name: study_method(stage, folder / f"iter_{iters}", backbone_scale)})
+        result_path.write_text(json.dumps({"stage": stage, "iters": iters, "overrides": overrides, "means": means,
                                            "best_valid_sad": run["best_sad"]}, indent=1))
 
 
-def reference_checkpoints(out: Path) -> list:
-    """The reference's stage-2 checkpoints ``iter_N``, and those of its continuation (study variant ``continued``)."""
+def reference_checkpoints(out: Path, stage: str) -> list:
+    """The reference's checkpoints ``iter_N`` of ``stage``, with those of its continuation (variant ``continued``)
+    for stage 2."""
     found = {}
-    for folder in (out / "stage2", out / "study" / "continued"):
+    for folder in (out / stage, out / "study" / "continued") if stage == "stage2" else (out / stage,):
         for path in folder.glob("iter_*"):
             if path.name[5:].isdigit() and (path / "model.pdparams").is_file():
                 found.setdefault(path.name, path)
     return [found[name] for name in sorted(found, key=lambda name: int(name[5:]))]
 
 
-def write_study(out: Path, data: Path, scale_name: str, scale: dict, timings: Timings):
-    """study.md/study.json: held-out SAD of every finished variant next to the reference at the same iterations,
-    and the reference's stage-2 checkpoints (the iterations row)."""
-    iters = STUDY_ITERS[scale_name]
-    cache = out / "study" / "reference_checkpoints.json"
+def reference_scores(out: Path, data: Path, scale: dict, stage: str, timings: Timings) -> dict:
+    """``{iter_N: {condition: means}}`` of the reference's checkpoints of ``stage`` (cached in study/)."""
+    from bgmatting.engine.vitmatte_trainer import load_training_config
+
+    cache = out / "study" / f"reference_{stage}_checkpoints.json"
     scores = json.loads(cache.read_text()) if cache.is_file() else {}
-    missing = [p for p in reference_checkpoints(out) if p.name not in scores]
+    missing = [p for p in reference_checkpoints(out, stage) if p.name not in scores]
     if missing:
+        cfg = load_training_config(ROOT / CONFIGS["stage2"], data_opts(data) + scale["overrides"].get("stage2", []))[1]
         benches = benchmarks(data, scale["eval_resolution"], (PERFECT, IMPERFECT))
         for folder in missing:
-            means = timings.timed("study reference checkpoints evaluation", evaluate_methods, benches,
-                                  {folder.name: predictor(folder)})
+            means = timings.timed(f"study reference {stage} checkpoints evaluation", evaluate_methods, benches,
+                                  {folder.name: study_method(stage, folder, cfg["model"]["backbone_scale"])})
             scores[folder.name] = {c: rows[folder.name] for c, rows in means.items()}
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(scores, indent=1))
-    baseline = scores.get(f"iter_{iters}")
+    return scores
+
+
+def write_study(out: Path, data: Path, scale_name: str, scale: dict, timings: Timings):
+    """study.md/study.json: held-out SAD of every finished variant next to the reference at the same iterations,
+    and the reference's checkpoints (the iterations rows), one table per stage."""
+    lines = ["Study: one change per variant against the reference run's own checkpoint after as many iterations "
+             "(constant learning rates and data addressed by (seed, iteration), so that checkpoint is exactly the "
+             "unchanged variant). Stage-1 variants train from scratch and are scored at the base's scale in stage 2; "
+             "stage-2 variants start from the reference's stage-1 model. Held-out SAD over the unknown band "
+             f"({scale['eval_resolution']} px); Δ = change against the reference at the same iterations.", ""]
     rows = []
-    for folder, score in sorted(scores.items(), key=lambda item: int(item[0][5:])):
-        rows.append((f"reference stage 2 after {folder[5:]} iterations", "iterations", score))
-    for name, (_, what) in STUDY_VARIANTS.items():
-        path = out / "study" / name / "heldout.json"
-        if name == "continued":
-            continue
-        if path.is_file():
-            means = json.loads(path.read_text())["means"]
-            rows.append((f"{what}, {iters} iterations", name, {c: m[name] for c, m in means.items()}))
-    lines = [f"Study: stage 2 trained for {iters} iterations from the reference's stage-1 model with one change each, "
-             f"against the reference run's own stage-2 checkpoint after {iters} iterations (constant learning rates "
-             "and data addressed by (seed, iteration), so that checkpoint is exactly the unchanged variant). "
-             f"Held-out SAD over the unknown band ({scale['eval_resolution']} px); Δ = change against the reference "
-             f"at {iters} iterations.", "",
-             f"| variant | SAD perfect | Δ | SAD imperfect | Δ |", "|---|---|---|---|---|"]
-    for label, _, score in rows:
-        cells = []
-        for condition in (PERFECT, IMPERFECT):
-            sad = score[condition]["sad"]
-            base = baseline[condition]["sad"] if baseline else None
-            cells += [f"{sad:.3f}", f"{(sad - base) / base:+.0%}" if base else "n/a"]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    (out / "study.md").write_text("\n".join(lines) + "\n")
-    (out / "study.json").write_text(json.dumps({"iters": iters, "rows": [
-        {"label": label, "variant": variant, "sad": {c: s[c]["sad"] for c in (PERFECT, IMPERFECT)}}
-        for label, variant, s in rows]}, indent=1))
+    for stage in CONFIGS:
+        iters = STUDY_ITERS[stage][scale_name]
+        scores = reference_scores(out, data, scale, stage, timings)
+        baseline = scores.get(f"iter_{iters}")
+        stage_rows = [(f"reference {stage} after {folder[5:]} iterations", "iterations", score)
+                      for folder, score in sorted(scores.items(), key=lambda item: int(item[0][5:]))]
+        for name, (variant_stage, _, what) in STUDY_VARIANTS.items():
+            path = out / "study" / name / "heldout.json"
+            if variant_stage == stage and name != "continued" and path.is_file():
+                means = json.loads(path.read_text())["means"]
+                stage_rows.append((f"{what}, {iters} iterations", name, {c: m[name] for c, m in means.items()}))
+        lines += [f"**{stage}** (variants: {iters} iterations)", "",
+                  "| variant | SAD perfect | Δ | SAD imperfect | Δ |", "|---|---|---|---|---|"]
+        for label, _, score in stage_rows:
+            cells = []
+            for condition in (PERFECT, IMPERFECT):
+                sad = score[condition]["sad"]
+                base = baseline[condition]["sad"] if baseline else None
+                cells += [f"{sad:.3f}", f"{(sad - base) / base:+.0%}" if base else "n/a"]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+        rows += [{"stage": stage, "label": label, "variant": variant,
+                  "sad": {c: s[c]["sad"] for c in (PERFECT, IMPERFECT)}} for label, variant, s in stage_rows]
+    (out / "study.md").write_text("\n".join(lines))
+    (out / "study.json").write_text(json.dumps({"iters": {stage: STUDY_ITERS[stage][scale_name] for stage in CONFIGS},
+                                                "rows": rows}, indent=1))
     print(f"study: {out / 'study.md'}")
 
 
@@ -412,6 +512,9 @@ def parse_args(argv=None):
     parser.add_argument("--study", action="store_true",
                         help="run the study of what limits learning instead of the reference's stage 2 (needs the "
                              "reference's stage 1, trained first when missing)")
+    parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1),
+                        help="data-parallel training processes (default: 2, or 1 on a one-core machine); eager Paddle "
+                             "uses one core per process on CPU")
     parser.add_argument("--variants", default=",".join(STUDY_VARIANTS),
                         help=f"comma-separated study variants (default all: {','.join(STUDY_VARIANTS)})")
     return parser.parse_args(argv)
@@ -426,6 +529,8 @@ def main(argv=None):
     unknown = sorted(set(variants) - set(STUDY_VARIANTS))
     if unknown:
         raise UserError(f"unknown --variants {', '.join(unknown)}; choose from {', '.join(STUDY_VARIANTS)}")
+    if args.processes < 1:
+        raise UserError(f"--processes must be 1 or more, got {args.processes}")
     out = Path(args.out)
     if args.fresh:
         shutil.rmtree(out, ignore_errors=True)
@@ -435,13 +540,14 @@ def main(argv=None):
     small_n = STUDY_SMALL_N[scale_name]
     timings.timed("data", make_data, data, scale, small_n)
     overrides = scale["overrides"]
-    stage1 = timings.timed("stage 1 training", train_stage, "stage1", data, out / "stage1", overrides.get("stage1", []))
+    stage1 = timings.timed("stage 1 training", train_stage, "stage1", data, out / "stage1", overrides.get("stage1", []),
+                           processes=args.processes)
     if args.study:
-        run_study(out, data, scale_name, scale, stage1["best"], variants, timings)
+        run_study(out, data, scale_name, scale, stage1["best"], variants, timings, args.processes)
         write_study(out, data, scale_name, scale, timings)
         return json.loads((out / "study.json").read_text())
     stage2 = timings.timed("stage 2 training", train_stage, "stage2", data, out / "stage2", overrides.get("stage2", []),
-                           init_from=stage1["best"] / "model.pdparams")
+                           init_from=stage1["best"] / "model.pdparams", processes=args.processes)
     for key, run in (("stage1_base", stage1), ("stage2_refine", stage2)):
         copy_model(run["best"], out / "models" / key)
     methods = {DIFFERENCE: None, UNTRAINED: predictor(cfg=stage2["cfg"]),

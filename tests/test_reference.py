@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from bgmatting.config import load_config
 
@@ -26,11 +27,15 @@ def test_configs_are_the_official_recipe_at_one_scale():
     refine, official_refine = _config("reference_refine.yaml", "refine_resnet50_videomatte240k.yaml")
     for ours, official in ((base, official_base), (refine, official_refine)):
         assert ours["model"]["backbone"] == "mobilenetv2"
-        assert ours["train"]["lr"] == official["train"]["lr"]
         assert ours["augment"] == official["augment"] and ours["loss"] == official["loss"]
         assert ours["model"]["type"] == official["model"]["type"]
         assert ours["train"]["batch_size"] == official["train"]["batch_size"]
         assert ours["train"]["image_interval"] > 0
+    assert refine["train"]["lr"] == official_refine["train"]["lr"]
+    # the one deliberate change: stage 1 learns its backbone from scratch (no pretrained weights here) at 10× the rates
+    # the official config sets for a pretrained backbone, every module alike
+    for module in ("backbone", "aspp", "decoder"):  # MattingBase's modules (the refiner's rate is unused there)
+        assert base["train"]["lr"][module] == pytest.approx(10 * official_base["train"]["lr"][module]), module
     assert refine["model"]["backbone_scale"] == official_refine["model"]["backbone_scale"] == 0.25
     # stage 1 sees the scenes as stage 2's base does: stage-2 sizes × backbone_scale
     scale = refine["model"]["backbone_scale"]
@@ -74,15 +79,26 @@ def test_smoke_run_writes_results_pictures_models_and_resumes(tmp_path):
     assert (tmp_path / "stage2" / "losses.csv").read_text() == losses  # finished stages are reused, not retrained
 
     study = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path), "--study", "--variants",
-                                        "lr_x4,images_50,continued"], capture_output=True, text=True)
+                                        "lr_x4,images_50,continued,stage1_lr_official,stage1_no_jitter", "--processes", "1"],
+                           capture_output=True, text=True)
     assert study.returncode == 0, study.stderr[-3000:]
     rows = json.loads((tmp_path / "study.json").read_text())["rows"]
-    assert {row["variant"] for row in rows} == {"iterations", "lr_x4", "images_50"}
-    # the iterations rows: the reference's checkpoints (1, 2) and its continuation to twice the iterations (3, 4)
+    assert {(row["stage"], row["variant"]) for row in rows} == {
+        ("stage1", "iterations"), ("stage1", "stage1_lr_official"), ("stage1", "stage1_no_jitter"),
+        ("stage2", "iterations"), ("stage2", "lr_x4"), ("stage2", "images_50")}
+    # the iterations rows: the reference's checkpoints (1, 2) and, for stage 2, its continuation to twice the
+    # iterations (3, 4)
     assert [row["label"] for row in rows if row["variant"] == "iterations"] == [
-        f"reference stage 2 after {n} iterations" for n in (1, 2, 3, 4)]
+        f"reference stage1 after {n} iterations" for n in (1, 2)] + [
+        f"reference stage2 after {n} iterations" for n in (1, 2, 3, 4)]
     assert "resumed from" in (tmp_path / "study" / "continued" / "train.log").read_text()
     assert "0.0002" in (tmp_path / "study" / "lr_x4" / "config.yaml").read_text()  # backbone 5e-5 × 4
+    written = {name: yaml.safe_load((tmp_path / folder / "config.yaml").read_text()) for name, folder in (
+        ("reference", "stage1"), ("official", "study/stage1_lr_official"), ("no_jitter", "study/stage1_no_jitter"))}
+    assert written["official"]["train"]["lr"]["backbone"] == pytest.approx(1e-4)
+    assert written["reference"]["train"]["lr"]["backbone"] == pytest.approx(1e-3)
+    assert written["no_jitter"]["augment"]["plate"]["jitter"]["prob"] == 0
+    assert written["reference"]["augment"]["plate"]["jitter"]["prob"] == pytest.approx(0.8)
 
 
 def test_unknown_study_variant_is_refused(tmp_path):

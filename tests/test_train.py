@@ -99,15 +99,19 @@ def test_cli_errors_name_the_key(data, tmp_path):
         "raise data.crop.min or set loss.pha_laplacian=0")
 
 
-def test_two_process_data_parallel_on_cpu(data, tmp_path):
+@pytest.mark.parametrize("config", ["bgmv2_tiny.yaml", "bgmv2_refine_tiny.yaml"])
+def test_two_process_data_parallel_on_cpu(data, tmp_path, config):
+    # MattingRefine's data-parallel path is also run by the reference run's smoke test (stages/reference.py
+    # --smoke trains both stages on 2 processes from a trained stage 1; without find_unused_parameters its second
+    # step failed with "parameter ... has been ready before")
     command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-               "--log_dir", str(tmp_path / "launch"), *TRAIN[1:], "--save-dir", str(tmp_path / "out"),
-               "--opts", "train.iters=2", *FAST]
+               "--log_dir", str(tmp_path / "launch"), TRAIN[1], "--config", str(ROOT / "configs" / config),
+               "--save-dir", str(tmp_path / "out"), "--opts", "train.iters=3", "train.batch_size=2", *FAST]
     done = subprocess.run(command, env=_env(data), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, (done.stderr + "".join(
         p.read_text()[-1500:] for p in (tmp_path / "launch").glob("workerlog.*")))[-4000:]
     log = (tmp_path / "out" / "train.log").read_text()
-    assert "2 process(es), batch 1/process" in log and "iter 2 " in log
+    assert "2 process(es), batch 1/process" in log and "iter 3 " in log
     assert (tmp_path / "out" / "latest" / "model.pdparams").is_file()
 
 

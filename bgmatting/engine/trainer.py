@@ -126,7 +126,9 @@ class Trainer:
             self._resume(start)
         if self.rank == 0:
             truncate_logs(self.save_dir, self.iteration)  # also the rows of a run killed before its first checkpoint
-        self.network = paddle.DataParallel(self.model) if self.world > 1 else self.model
+        # find_unused_parameters: MattingRefine started from a trained base failed its second data-parallel step
+        # without it ("parameter refiner.conv4.weight has been ready before"); the refiner's patch path is data-dependent
+        self.network = paddle.DataParallel(self.model, find_unused_parameters=True) if self.world > 1 else self.model
 
     # ------------------------------------------------------------------------------------------ set-up
     # (model-specific parts are methods, so that a trainer for another model family overrides only these:
