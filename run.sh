@@ -3,7 +3,7 @@
 #   ./run.sh setup            make/refresh the virtualenv (cached outside the clone, keyed by the requirement files)
 #   ./run.sh test [pytest args]
 #   ./run.sh stage1 | stage2 | stage3 | vitmatte          the training stages (see README.md)
-#   ./run.sh reference [--smoke] [--study]  the reference run on synthetic data (~40 min on 2 CPU cores) → output/reference/
+#   ./run.sh reference [--smoke] [--study]  the reference run on synthetic data (~30 min on 2 CPU cores) → output/reference/
 #   ./run.sh TOOL [args]   any `bgmatting` subcommand in the venv, e.g. ./run.sh predict --help, ./run.sh convert …:
 #                          predict eval train convert export serve benchmark demo make-synthetic webcam
 #                          inference-images inference-video (the process becomes the tool: `exec`, so its PID is

@@ -1,6 +1,6 @@
 """The reference run: evidence that the multi-stage recipe learns — stage 1 (MattingBase) and stage 2
 (MattingRefine) with the real configs' recipe scaled down to two CPU cores, evaluated on a held-out split against
-difference matting and the untrained model, with perfect and with imperfect plates. About 40 minutes.
+difference matting and the untrained model, with perfect and with imperfect plates. About 30 minutes on two cores.
 
 Example:
     ./run.sh reference                      # writes output/reference/ (re-running resumes where it stopped)
