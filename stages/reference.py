@@ -10,12 +10,13 @@ Example:
 
 The recipe (configs/bgmv2/reference_base.yaml, reference_refine.yaml): the official stage-1/stage-2 configs'
 losses, augmentation and plate imperfections (shadow, noise, colour jitter, misalignment) and the base's stage-2
-learning rates, with MobileNetV2 and the scene at one scale throughout: stage 2 trains on 256–384 px crops of 384-px samples
-and runs the base at backbone_scale 0.25 (64–96 px), so stage 1 trains the base on 64–96 px crops of the same
-scenes at 96 px, and evaluation is at 320 px. Two deliberate changes: stage 1's learning rates are 10× the official
-ones, which assume a pretrained backbone (none can be fetched here), and stage 2's refiner learns at 10× its
-official rate (it starts from scratch and has 800 iterations, not the paper's hundreds of thousands). Data: bgmatting.data.synthetic (hair strands,
-fur, translucent fabric, motion blur, colour spill, shared colours, natural-image-like backgrounds); the held-out
+learning rates, with MobileNetV2 and the scene at one scale throughout: stage 2 trains on 256–384 px crops of
+384-px samples and runs the base at backbone_scale 0.25 (64–96 px), so stage 1 trains the base on 64–96 px crops of
+the same scenes at 96 px, and evaluation is at 320 px. Two deliberate changes: stage 1's learning rates are 10× the
+official ones, which assume a pretrained backbone (none can be fetched here), and stage 2's refiner learns at 10× its
+official rate (it starts from scratch and has 800 iterations, not the paper's hundreds of thousands). Data:
+bgmatting.data.synthetic (hair strands, fur, translucent fabric, motion blur, colour spill, shared colours,
+natural-image-like backgrounds); the held-out
 split comes from another generator seed and is never seen in training. Training is data parallel over
 ``--processes`` CPU processes (default 2: eager Paddle uses one core per process).
 
@@ -28,8 +29,9 @@ timings.json; with --study: study/<variant>/ runs and study.md/study.json.
 The study (--study; about 1.5 hours on two cores): one change per variant, scored against the reference's own
 checkpoint after as many iterations (the same run, unchanged). Stage 1 from scratch for 800 iterations: the
 official learning rates, every rate ×0.5 or ×2, no colour jitter on the plate. Stage 2 from the reference's
-stage-1 model for 100 iterations: the official refiner rate, crops 128–192 px, 50 instead of 200 training images, every learning rate ×4 or
-×0.25, the Laplacian loss on; and the reference's stage 2 continued to twice its iterations (the iterations rows,
+stage-1 model for 100 iterations: the official refiner rate, crops 128–192 px, 50 instead of 200 training images,
+every learning rate ×4 or ×0.25, the Laplacian loss on; and the reference's stage 2 continued to twice its
+iterations (the iterations rows,
 with the reference's checkpoints).
 """
 import argparse
@@ -404,8 +406,8 @@ def run_study(out: Path, data: Path, scale_name: str, scale: dict, stage1_best: 
     score it on the held-out split; the reference's own checkpoints give the iterations rows."""
     from bgmatting.engine.vitmatte_trainer import load_training_config
 
-    configs = {stage: load_training_config(ROOT / CONFIGS[stage], data_opts(data) + scale["overrides"].get(stage, []))[1]
-               for stage in CONFIGS}
+    configs = {stage: load_training_config(ROOT / CONFIGS[stage], data_opts(data) + scale["overrides"].get(stage, []))
+               [1] for stage in CONFIGS}
     backbone_scale = configs["stage2"]["model"]["backbone_scale"]
     benches = benchmarks(data, scale["eval_resolution"], (PERFECT, IMPERFECT))
     for name in variants:

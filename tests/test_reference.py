@@ -82,7 +82,8 @@ def test_smoke_run_writes_results_pictures_models_and_resumes(tmp_path):
     assert (tmp_path / "stage2" / "losses.csv").read_text() == losses  # finished stages are reused, not retrained
 
     study = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path), "--study", "--variants",
-                                        "lr_x4,images_50,continued,stage1_lr_official,stage1_no_jitter", "--processes", "1"],
+                                        "lr_x4,images_50,continued,stage1_lr_official,stage1_no_jitter",
+                                        "--processes", "1"],
                            capture_output=True, text=True)
     assert study.returncode == 0, study.stderr[-3000:]
     rows = json.loads((tmp_path / "study.json").read_text())["rows"]
@@ -108,3 +109,10 @@ def test_unknown_study_variant_is_refused(tmp_path):
     done = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path), "--study", "--variants", "nope"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "unknown --variants nope" in done.stderr
+
+
+def test_processes_below_one_are_refused(tmp_path):
+    done = subprocess.run(REFERENCE + ["--smoke", "--out", str(tmp_path), "--processes", "0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip() == "error: --processes must be 1 or more, got 0"
+    assert not (tmp_path / "stage1").exists()
